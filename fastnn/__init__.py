@@ -1,0 +1,67 @@
+"""fastnn: small neural networks, as clear as the math and fast on a CPU.
+
+Two API styles over one core:
+
+Keras style::
+
+    model = fastnn.Sequential([fastnn.layers.Dense(64, activation='relu', input_shape=(784,)),
+                               fastnn.layers.Dense(10, activation='softmax')])
+    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+    model.fit(x, y, epochs=5)
+
+PyTorch style::
+
+    net = fastnn.nn.Sequential(fastnn.nn.Linear(784, 64), fastnn.nn.ReLU(), fastnn.nn.Linear(64, 10))
+    opt = fastnn.optim.Adam(net.parameters(), lr=1e-3)
+    loss = fastnn.nn.CrossEntropyLoss()(net(x), y); opt.zero_grad(); loss.backward(); opt.step()
+
+Submodules and top-level names are imported on first use, so ``import fastnn``
+costs little more than ``import numpy``.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+from fastnn import config  # noqa: E402  (small, no heavy imports)
+
+_SUBMODULES = {
+    "activations", "backends", "callbacks", "constraints", "data", "datasets", "initializers",
+    "layers", "losses", "metrics", "models", "nn", "optim", "optimizers", "regularizers", "utils",
+}
+
+# Top-level name -> module that defines it.
+_LAZY_NAMES = {
+    "Sequential": "fastnn.models",
+    "Model": "fastnn.models",
+    "Input": "fastnn.layers",
+    "Tensor": "fastnn.tensor",
+    "tensor": "fastnn.tensor",
+    "no_grad": "fastnn.tensor",
+    "manual_seed": "fastnn.tensor",
+    "relu": "fastnn.nn.functional",
+    "sigmoid": "fastnn.nn.functional",
+    "tanh": "fastnn.nn.functional",
+    "softmax": "fastnn.nn.functional",
+    "log_softmax": "fastnn.nn.functional",
+    "set_random_seed": "fastnn.utils",
+}
+
+__all__ = sorted(_SUBMODULES | set(_LAZY_NAMES) | {"config", "__version__"})
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"fastnn.{name}")
+        globals()[name] = module
+        return module
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

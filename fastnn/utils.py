@@ -1,0 +1,49 @@
+"""Randomness: one generator for every random draw fastnn makes.
+
+``set_random_seed(seed)`` reseeds it. Initializers, dropout, shuffling and data
+splitting all draw from :func:`rng` (or from a generator made from an explicit
+``seed`` argument), never from NumPy's hidden global state.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["set_random_seed", "rng", "make_rng"]
+
+_RNG = np.random.default_rng()
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed fastnn's generator; the same seed gives the same initial weights,
+    dropout masks, shuffles and splits."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"set_random_seed: seed must be an int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"set_random_seed: seed must be >= 0, got {seed}")
+    global _RNG
+    _RNG = np.random.default_rng(int(seed))
+
+
+def rng() -> np.random.Generator:
+    """Return fastnn's generator (the one :func:`set_random_seed` seeds)."""
+    return _RNG
+
+
+def make_rng(seed=None) -> np.random.Generator:
+    """A generator for an API that takes ``seed``/``random_state``.
+
+    ``None`` draws a child seed from fastnn's generator (so :func:`set_random_seed`
+    still makes it reproducible); an int gives an independent seeded generator; a
+    ``numpy.random.Generator`` is used as is.
+    """
+    if seed is None:
+        return np.random.default_rng(_RNG.integers(0, 2**63 - 1))
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be None, an int or a numpy Generator, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return np.random.default_rng(int(seed))
