@@ -93,8 +93,12 @@ class BuildExt(build_ext):
 
 def extensions():
     exts = []
+    # FASTNN_BUILD_ONLY=kernels,gemm_binding builds a subset (for development).
+    only = {s for s in os.environ.get("FASTNN_BUILD_ONLY", "").split(",") if s}
     for pyx in sorted(Path(HERE, CSRC).glob("*.pyx")):
         name = pyx.stem
+        if only and name not in only:
+            continue
         sources = [f"{CSRC}/{pyx.name}"] + C_SOURCES.get(name, [])
         sources = [s for s in sources if Path(HERE, s).exists()]
         exts.append(
