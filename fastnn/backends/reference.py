@@ -54,7 +54,8 @@ def erf(x: np.ndarray) -> np.ndarray:
 def _into(out, value):
     """Return ``value`` as a C-contiguous array, written into ``out`` if given."""
     if out is None:
-        return np.ascontiguousarray(value)
+        value = np.asarray(value)  # a 0-d result stays 0-d (ascontiguousarray would make it 1-d)
+        return value if value.flags.c_contiguous else np.ascontiguousarray(value)
     out[...] = value
     return out
 
