@@ -31,7 +31,7 @@ __all__ = [
 
 
 def _as_steps(step):
-    if isinstance(step, bool):
+    if isinstance(step, (bool, str, bytes)):
         raise TypeError(f"step must be a number or an array of numbers, got {step!r}")
     try:
         steps = np.asarray(step, dtype=np.float64)
