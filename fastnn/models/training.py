@@ -1,0 +1,672 @@
+"""The Keras-style training API: compile, fit, evaluate, predict and the per-batch forms.
+
+:class:`TrainingMixin` is mixed into :class:`~fastnn.models.Sequential`; it uses
+the model's structural methods (``forward``, ``_backward_from``, ``_check_input``,
+``trainable_weights``, ``gradients``, ...).
+
+One training step (:meth:`TrainingMixin._train_step`), as the seed describes it:
+
+1. zero the gradients;
+2. forward propagation with ``training=True`` (dropout active);
+3. the loss and its gradient with respect to the output;
+4. backpropagation through every layer (gradients accumulate);
+5. the regularization penalties and their gradients are added;
+6. the optimizer updates the weights in place (it clips the gradients first);
+7. the weight constraints are applied.
+
+Softmax/sigmoid + cross-entropy fusion: when the last layer ends in softmax
+(sigmoid) and the loss is the categorical (binary) cross-entropy on
+probabilities, steps 2-4 run the last layer up to its pre-activation z, take
+the loss ``from_logits`` on z and backpropagate ``softmax(z) - t`` into the
+layer as if it were linear. It is the same function, differentiated exactly
+(PyTorch's ``cross_entropy`` gradient) and stable where probabilities would
+underflow; ``predict`` still returns probabilities.
+
+The fused-training seam (issue 4)
+---------------------------------
+``fit`` runs each epoch through one call, ``runner.train_epoch(x, y,
+sample_weight, order, batch_size, callbacks) -> logs``. The default runner is
+this module's Python loop (:meth:`TrainingMixin._train_epoch`). A backend may
+offer a compiled one: if ``ops = fastnn.backends.get()`` has
+``fused_fit_plan`` and the model qualifies (only Dense / Activation / Dropout /
+Flatten layers with backend activations, a built-in loss and optimizer, no
+callback that must see every batch: ``callbacks.requires_per_batch_calls()``
+is False), ``fit`` calls ``ops.fused_fit_plan(model, batch_size=...)``; a
+non-None result is used as the runner for the whole ``fit``. The plan must give
+the same numbers as the Python loop: the same step (above), the same order of
+samples (``order``: the epoch's permutation, or None for no shuffling; the last
+batch is smaller), the same logs (loss = batch-size-weighted mean of the batch
+losses including the penalties; ``model.compiled_metrics`` updated with every
+batch), the same callbacks contract (batch hooks at least once per chunk; stop
+when ``model.stop_training`` is set) and the same non-finite-loss warning
+(:meth:`TrainingMixin._check_finite`).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import warnings
+
+import numpy as np
+
+from fastnn import backends, utils
+from fastnn._validation import _to_array, as_float_array, check_float, check_int
+
+__all__ = ["TrainingMixin"]
+
+_BUILTIN_LAYER_NAMES = ("Dense", "Activation", "Dropout", "Flatten")
+
+
+def _resolve_verbose(verbose, name="verbose") -> int:
+    """0, 1 or 2; 'auto' is 1 on a terminal and 2 otherwise (no bar floods in logs)."""
+    if isinstance(verbose, str):
+        if verbose != "auto":
+            raise ValueError(f"{name} must be 0, 1, 2 or 'auto', got {verbose!r}")
+        try:
+            return 1 if sys.stdout.isatty() else 2
+        except (AttributeError, ValueError):  # a replaced or closed stdout
+            return 2
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    if not isinstance(verbose, numbers.Integral) or verbose not in (0, 1, 2):
+        raise ValueError(f"{name} must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return int(verbose)
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _rename(exc, old, new):
+    """The same exception with argument name ``old`` replaced by ``new`` in its message."""
+    return type(exc)(str(exc).replace(old, new))
+
+
+class _Targets:
+    """Validated targets and weights of one data set (x, y, per-sample weights)."""
+
+    __slots__ = ("x", "y", "weights")
+
+    def __init__(self, x, y, weights):
+        self.x, self.y, self.weights = x, y, weights
+
+    def take(self, index):
+        w = None if self.weights is None else self.weights[index]
+        return _Targets(self.x[index], self.y[index], w)
+
+
+class TrainingMixin:
+    """compile / fit / evaluate / predict for a model with a layer stack."""
+
+    # -- state ---------------------------------------------------------------------------
+    def _init_training_state(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled_metrics = []
+        self.stop_training = False
+        self.history = None
+        self._compiled = False
+        self._logits_cache = None  # (last layer, its activation, loss) -> from_logits loss
+
+    def _invalidate_training_plan(self):
+        """Forget decisions that depend on the layer stack (called when it changes)."""
+        self._logits_cache = None
+
+    # -- compile ---------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Configure the model for training.
+
+        Parameters
+        ----------
+        optimizer : str or fastnn.optimizers.Optimizer, default 'rmsprop'
+            Name (``'adam'``, ``'sgd'``, ...; Keras defaults) or an optimizer object.
+        loss : str or fastnn.losses.Loss
+            Name (``'sparse_categorical_crossentropy'``, ``'mse'``, ...) or a loss object.
+        metrics : list of str or metric objects, optional
+            Reported by fit and evaluate, e.g. ``['accuracy']``.
+        """
+        from fastnn import losses, metrics as metrics_module, optimizers
+        optimizer = optimizers.get(optimizer)
+        loss = None if loss is None else losses.get(loss)
+        if metrics is None:
+            metrics = []
+        elif isinstance(metrics, (str, dict)) or not isinstance(metrics, (list, tuple)):
+            if isinstance(metrics, dict):
+                raise TypeError("metrics must be a list; fastnn models have a single output")
+            metrics = [metrics]
+        compiled = []
+        for i, m in enumerate(metrics):
+            try:
+                compiled.append(metrics_module.get(m, loss=loss))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"metrics[{i}]: {exc}") from None
+        names = [m.name for m in compiled]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"metrics: each metric must have a distinct name; repeated: {duplicates}")
+        if "loss" in names:
+            raise ValueError("metrics: a metric cannot be named 'loss' (that key holds the loss)")
+        self.optimizer = optimizer
+        self.loss = loss
+        self.compiled_metrics = compiled
+        self._compiled = True
+        self._logits_cache = None
+        self._warn_double_activation()
+
+    def _warn_double_activation(self):
+        """Warn about a softmax/sigmoid output fed to a loss that applies it again."""
+        if self.loss is None or not getattr(self.loss, "from_logits", False) or not self._layers:
+            return
+        act = getattr(self._layers[-1], "output_activation", None)
+        if act is not None and act == getattr(self.loss, "fusable_activation", None):
+            warnings.warn(
+                f"the last layer applies {act} and the loss {self.loss.name!r} has "
+                f"from_logits=True, so {act} is applied twice; remove the activation or use "
+                f"from_logits=False", UserWarning, stacklevel=3,
+            )
+
+    def _require_compiled(self, what):
+        if not self._compiled:
+            raise RuntimeError(
+                f"{what}: the model must be compiled first; call "
+                "model.compile(optimizer=..., loss=...) before training or evaluating it"
+            )
+        if self.loss is None:
+            raise ValueError(
+                f"{what}: the model was compiled without a loss; call "
+                "model.compile(optimizer=..., loss='mse' or another loss)"
+            )
+
+    # -- validation of data ----------------------------------------------------------------
+    def _check_data(self, x, y, sample_weight=None, class_weight=None, names=("x", "y")):
+        """Validate one data set for training or evaluation; returns a :class:`_Targets`."""
+        x_name, y_name = names
+        if x is None:
+            raise ValueError(f"{x_name} is required (got None)")
+        if y is None:
+            raise ValueError(f"{y_name} is required (got None): the model needs targets to train on")
+        x = self._check_input(x, x_name)
+        n = x.shape[0]
+        y_arr = _to_array(y, y_name)
+        if y_arr.ndim == 0:
+            raise ValueError(f"{y_name} must have one target per sample, got a scalar")
+        if y_arr.shape[0] != n:
+            raise ValueError(
+                f"mismatched number of samples: {x_name} has {n}, {y_name} has {y_arr.shape[0]}"
+            )
+        # The loss checks targets against predictions; a placeholder of the output
+        # shape, inside [0, 1], lets it check all targets once, before training.
+        placeholder = np.full((n,) + self._layers[-1]._out_shape, 0.5, dtype=self.dtype)
+        try:
+            y_checked, _, _ = self.loss.validate(y_arr, placeholder, None)
+        except (TypeError, ValueError) as exc:
+            raise _rename(exc, "y_true", y_name) from None
+        weights = self._sample_weights(y_checked, n, sample_weight, class_weight)
+        return _Targets(x, y_checked, weights)
+
+    def _sample_weights(self, y, n, sample_weight, class_weight):
+        """sample_weight times the class weight of each sample's class (or None)."""
+        weights = None
+        if sample_weight is not None:
+            sw = as_float_array(sample_weight, "sample_weight", dtype=self.dtype)
+            if sw.ndim == 2 and sw.shape[1] == 1:
+                sw = sw[:, 0]
+            if sw.shape != (n,):
+                raise ValueError(
+                    f"sample_weight must have shape ({n},), one weight per sample, got shape {sw.shape}"
+                )
+            if np.any(sw < 0):
+                raise ValueError("sample_weight must be >= 0")
+            weights = np.ascontiguousarray(sw)
+        if class_weight is not None:
+            cw = self._class_weight_per_sample(y, class_weight)
+            weights = cw if weights is None else weights * cw
+        return weights
+
+    def _class_indices(self, y):
+        """The class index of each target (Keras: argmax of one-hot rows, else rounded)."""
+        if y.dtype.kind in "iu":
+            return y.reshape(-1)
+        if y.ndim == 2 and y.shape[1] > 1:
+            return np.argmax(y, axis=1)
+        return np.round(y.reshape(y.shape[0], -1)[:, 0]).astype(np.int64)
+
+    def _num_classes(self):
+        units = math.prod(self._layers[-1]._out_shape)
+        return max(units, 2)  # one sigmoid output separates two classes
+
+    def _class_weight_per_sample(self, y, class_weight):
+        if not isinstance(class_weight, dict):
+            raise TypeError(
+                f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}"
+            )
+        n_classes = self._num_classes()
+        table = np.ones(n_classes, dtype=self.dtype)
+        for key, value in class_weight.items():
+            if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral):
+                raise TypeError(f"class_weight keys must be int class indices, got {key!r}")
+            if not 0 <= key < n_classes:
+                raise ValueError(
+                    f"class_weight has class {key}, but the model has {n_classes} classes "
+                    f"(indices 0..{n_classes - 1})"
+                )
+            table[int(key)] = check_float(value, f"class_weight[{key}]", minimum=0.0)
+        return np.ascontiguousarray(table[self._class_indices(y)])
+
+    def _stratify_labels(self, y):
+        """Class labels for a stratified split, or None for regression targets."""
+        from fastnn import losses
+        if isinstance(self.loss, losses.SparseCategoricalCrossentropy):
+            return y
+        if isinstance(self.loss, (losses.CategoricalCrossentropy, losses.BinaryCrossentropy)):
+            if np.all((y == 0) | (y == 1)):  # hard labels (soft ones cannot be stratified)
+                return self._class_indices(y)
+        return None
+
+    def _split_validation(self, data, validation_split):
+        """A seeded random split, stratified by class for classification targets."""
+        n = data.x.shape[0]
+        n_val = math.ceil(validation_split * n)
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(
+                f"validation_split={validation_split} of {n} samples leaves "
+                f"{n - n_val} for training and {n_val} for validation; both need at least one"
+            )
+        from fastnn.data import train_test_split
+        index = np.arange(n)
+        labels = self._stratify_labels(data.y)
+        seed = int(utils.rng().integers(0, 2**63 - 1))
+        train = val = None
+        if labels is not None:
+            try:
+                train, val = train_test_split(index, test_size=n_val, stratify=labels, random_state=seed)
+            except ValueError:
+                train = None  # a class too small to split: fall back to a plain random split
+        if train is None:
+            train, val = train_test_split(index, test_size=n_val, random_state=seed)
+        return data.take(np.sort(train)), data.take(np.sort(val))
+
+    # -- the training step -------------------------------------------------------------------
+    def _logits_loss(self):
+        """The from_logits loss to fuse with the last activation, or None."""
+        if not self._layers:
+            return None
+        last = self._layers[-1]
+        act = getattr(last, "activation", None)
+        key = (last, act, self.loss)
+        if self._logits_cache is not None and self._logits_cache[0] == key:
+            return self._logits_cache[1]
+        fused = None
+        if (hasattr(last, "forward_logits") and act is not None and getattr(act, "fused", False)
+                and getattr(act, "axis", -1) in (-1, len(last._out_shape))
+                and hasattr(self.loss, "logits_variant_for")):
+            fused = self.loss.logits_variant_for(act.name)
+        self._logits_cache = (key, fused)
+        return fused
+
+    def _loss_and_gradients(self, x, y, weights, need_output=True):
+        """Forward, loss and backward on one batch; returns (loss value, y_pred or None).
+
+        Gradients are accumulated into the layers (zero them first).
+        """
+        logits_loss = self._logits_loss()
+        last = len(self._layers) - 1
+        if logits_loss is None:
+            y_pred = self.forward(x, training=True)
+            value, grad = self.loss.forward_backward(y, y_pred, weights, validate=False)
+            self._backward_from(last, grad, need_input_grad=False)
+            return value, y_pred
+        h = x
+        for layer in self._layers[:-1]:
+            h = layer.forward(h, training=True)
+        z = self._layers[-1].forward_logits(h, training=True)
+        value, grad = logits_loss.forward_backward(y, z, weights, validate=False)
+        self._backward_from(last, grad, need_input_grad=False, last_logits=True)
+        y_pred = self._layers[-1].activation.forward(z) if need_output else None
+        return value, y_pred
+
+    def _train_step(self, x, y, weights):
+        """One gradient step on a batch; returns (loss incl. penalties, y_pred or None)."""
+        self.zero_gradients()
+        value, y_pred = self._loss_and_gradients(x, y, weights, need_output=bool(self.compiled_metrics))
+        # Penalties of the weights the gradients were taken at (before the update).
+        value += self.regularization_loss()
+        self.add_regularization_gradients()
+        self.optimizer.apply(self.gradients, self.trainable_weights)
+        self.apply_constraints()
+        return value, y_pred
+
+    def _test_step(self, x, y, weights):
+        """Loss (incl. penalties) and y_pred on a batch, without training."""
+        logits_loss = self._logits_loss()
+        if logits_loss is None:
+            y_pred = self.forward(x, training=False)
+            value = self.loss.value(y, y_pred, weights)
+        else:
+            h = x
+            for layer in self._layers[:-1]:
+                h = layer.forward(h, training=False)
+            z = self._layers[-1].forward_logits(h, training=False)
+            value = logits_loss.value(y, z, weights)
+            y_pred = self._layers[-1].activation.forward(z)
+        return value, y_pred
+
+    # -- bookkeeping of running means -----------------------------------------------------
+    def _reset_metrics(self):
+        for m in self.compiled_metrics:
+            m.reset_state()
+
+    def _update_metrics(self, y, y_pred, weights):
+        for m in self.compiled_metrics:
+            m.update_state(y, y_pred, sample_weight=weights)
+
+    def _logs(self, loss_sum, count):
+        logs = {"loss": loss_sum / count if count else float("nan")}
+        for m in self.compiled_metrics:
+            logs[m.name] = float(m.result())
+        return logs
+
+    def _check_finite(self, value, epoch, batch, state):
+        """Warn once per fit about a non-finite loss, unless TerminateOnNaN will report it."""
+        if math.isfinite(value) or state.get("warned") or state.get("terminate_on_nan"):
+            return
+        state["warned"] = True
+        warnings.warn(
+            f"fit: the loss became {value} at epoch {epoch}, batch {batch}; the weights are now "
+            "probably non-finite too. Lower the learning rate, clip the gradients (e.g. "
+            "clipnorm=1.0) or scale the inputs; pass callbacks=[fastnn.callbacks.TerminateOnNaN()] "
+            "to stop at the first non-finite loss",
+            RuntimeWarning, stacklevel=4,
+        )
+
+    # -- the epoch loop (the default runner; see the module docstring for the seam) -------
+    def _train_epoch(self, data, order, batch_size, callbacks, epoch, state):
+        """One pass over ``data`` in mini-batches; returns the epoch logs."""
+        n = data.x.shape[0]
+        self._reset_metrics()
+        loss_sum, seen = 0.0, 0
+        want_output = bool(self.compiled_metrics)
+        for batch, start in enumerate(range(0, n, batch_size)):
+            index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+            xb, yb = data.x[index], data.y[index]
+            wb = None if data.weights is None else data.weights[index]
+            callbacks.on_train_batch_begin(batch)
+            value, y_pred = self._train_step(xb, yb, wb)
+            self._check_finite(value, epoch, batch, state)
+            size = xb.shape[0]
+            loss_sum += value * size
+            seen += size
+            if want_output:
+                self._update_metrics(yb, y_pred, wb)
+            callbacks.on_train_batch_end(batch, self._logs(loss_sum, seen))
+            if self.stop_training:
+                break
+        return self._logs(loss_sum, seen)
+
+    def _fused_runner(self, batch_size, callbacks):
+        """A compiled epoch runner from the backend, or None (see the module docstring)."""
+        ops = backends.get()
+        if not hasattr(ops, "fused_fit_plan"):
+            return None
+        from fastnn import losses, optimizers
+        layers_ok = all(type(layer).__module__.startswith("fastnn.layers")
+                        and type(layer).__name__ in _BUILTIN_LAYER_NAMES
+                        and getattr(getattr(layer, "activation", None), "fused", True)
+                        for layer in self._layers)
+        loss_ok = type(self.loss).__module__ == losses.__name__
+        opt_ok = type(self.optimizer).__module__.startswith(optimizers.__name__)
+        if not (layers_ok and loss_ok and opt_ok) or callbacks.requires_per_batch_calls("train"):
+            return None
+        return ops.fused_fit_plan(self, batch_size=batch_size)
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0):
+        """Train the model by gradient descent for a fixed number of epochs.
+
+        The three variants of gradient descent are chosen by ``batch_size``:
+        ``batch_size=len(x)`` is (full-)batch gradient descent, one step per
+        epoch on the exact gradient of the training loss; ``batch_size=1`` is
+        stochastic gradient descent, one step per sample; anything in between
+        is mini-batch gradient descent (the default, 32), the usual compromise
+        between noisy, cheap steps and exact, expensive ones.
+
+        Parameters
+        ----------
+        x : array-like of shape (samples, features...)
+            Inputs.
+        y : array-like
+            Targets: class indices for ``sparse_categorical_crossentropy``,
+            one-hot rows for ``categorical_crossentropy``, 0/1 (or
+            probabilities) for ``binary_crossentropy``, values for regression.
+        batch_size : int, default 32
+            Samples per gradient step (see above); larger than ``len(x)`` means
+            one batch.
+        epochs : int, default 1
+            Index of the last epoch: training runs epochs ``initial_epoch`` to
+            ``epochs - 1``.
+        verbose : {'auto', 0, 1, 2}, default 'auto'
+            0 silent, 1 a progress bar per epoch, 2 one line per epoch; 'auto'
+            is 1 on a terminal and 2 otherwise (logs do not fill up with bars).
+        callbacks : list of fastnn.callbacks.Callback, optional
+        validation_split : float in [0, 1), default 0.0
+            Fraction of the data held out to compute ``val_`` metrics after each
+            epoch. Unlike Keras, which takes the *last* fraction of the arrays
+            as given (biased when the data are sorted, e.g. by class), fastnn
+            draws a seeded random split, stratified by class for classification
+            targets, so the held-out part has the class proportions of the
+            whole (:func:`fastnn.data.train_test_split`; the seed comes from
+            fastnn's generator, so :func:`fastnn.utils.set_random_seed` makes it
+            reproducible). Ignored when ``validation_data`` is given.
+        validation_data : tuple, optional
+            ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``.
+        shuffle : bool, default True
+            Visit the training samples in a new random order every epoch.
+        class_weight : dict, optional
+            ``{class index: weight}``; each sample's loss is multiplied by the
+            weight of its class (classes not listed weigh 1), e.g. to balance
+            rare classes.
+        sample_weight : array-like of shape (samples,), optional
+            Per-sample loss weights (multiplied with ``class_weight``).
+        initial_epoch : int, default 0
+            Epoch to start at (to resume a previous run).
+
+        Returns
+        -------
+        fastnn.callbacks.History
+            ``history.history`` maps ``'loss'``, each metric and their ``'val_'``
+            twins to per-epoch lists.
+
+        Raises
+        ------
+        RuntimeError
+            The model was not compiled.
+        ValueError, TypeError
+            Invalid data or arguments (the message names the argument).
+        """
+        self._require_compiled("fit")
+        batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
+        epochs = check_int(epochs, "epochs", minimum=0)
+        initial_epoch = check_int(initial_epoch, "initial_epoch", minimum=0)
+        verbose = _resolve_verbose(verbose)
+        shuffle = _check_bool(shuffle, "shuffle")
+        validation_split = check_float(validation_split, "validation_split", minimum=0.0,
+                                       maximum=1.0, max_inclusive=False)
+        data = self._check_data(x, y, sample_weight, class_weight)
+        val = None
+        if validation_data is not None:
+            val = self._check_validation_data(validation_data)
+        elif validation_split > 0:
+            data, val = self._split_validation(data, validation_split)
+
+        from fastnn.callbacks import CallbackList
+        n = data.x.shape[0]
+        steps = math.ceil(n / batch_size)
+        cbks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                            epochs=epochs, steps=steps, verbose=verbose)
+        state = {"terminate_on_nan": any(type(cb).__name__ == "TerminateOnNaN" for cb in cbks)}
+        runner = self._fused_runner(batch_size, cbks)
+
+        self.stop_training = False
+        cbks.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            cbks.on_epoch_begin(epoch)
+            order = utils.rng().permutation(n) if shuffle else None
+            if runner is None:
+                logs = self._train_epoch(data, order, batch_size, cbks, epoch, state)
+            else:
+                logs = runner.train_epoch(data.x, data.y, data.weights, order, batch_size, cbks)
+                self._check_finite(logs.get("loss", 0.0), epoch, "?", state)
+            if val is not None:
+                val_logs = self._evaluate_data(val, batch_size, cbks)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            cbks.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbks.on_train_end(logs)
+        self.history = cbks.history
+        return cbks.history
+
+    def _check_validation_data(self, validation_data):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise TypeError(
+                "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), "
+                f"got {type(validation_data).__name__}"
+                + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else "")
+            )
+        xv, yv = validation_data[0], validation_data[1]
+        swv = validation_data[2] if len(validation_data) == 3 else None
+        try:
+            return self._check_data(xv, yv, swv, None, names=("validation_data[0]", "validation_data[1]"))
+        except (TypeError, ValueError) as exc:
+            raise _rename(exc, "sample_weight", "validation_data[2]") from None
+
+    # -- evaluate ---------------------------------------------------------------------------
+    def _evaluate_data(self, data, batch_size, callbacks=None):
+        """Loss (incl. penalties) and metrics over ``data``, in batches, as a logs dict."""
+        self._reset_metrics()
+        n = data.x.shape[0]
+        loss_sum = 0.0
+        if callbacks is not None:
+            callbacks.on_test_begin()
+        for batch, start in enumerate(range(0, n, batch_size)):
+            index = slice(start, start + batch_size)
+            xb, yb = data.x[index], data.y[index]
+            wb = None if data.weights is None else data.weights[index]
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(batch)
+            value, y_pred = self._test_step(xb, yb, wb)
+            loss_sum += value * xb.shape[0]
+            self._update_metrics(yb, y_pred, wb)
+            if callbacks is not None:
+                callbacks.on_test_batch_end(batch, self._logs(loss_sum, min(start + batch_size, n)))
+        logs = self._logs(loss_sum, n)
+        logs["loss"] += self.regularization_loss()
+        if callbacks is not None:
+            callbacks.on_test_end(logs)
+        return logs
+
+    def _return(self, logs, return_dict):
+        if return_dict:
+            return dict(logs)
+        if not self.compiled_metrics:
+            return logs["loss"]
+        return [logs["loss"]] + [logs[m.name] for m in self.compiled_metrics]
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
+                 return_dict=False, callbacks=None):
+        """Loss and metrics of the model on ``(x, y)``.
+
+        Parameters
+        ----------
+        x, y : array-like
+            Inputs and targets (as in :meth:`fit`).
+        batch_size : int, default 32
+            Samples per forward pass (does not change the result).
+        verbose : {'auto', 0, 1, 2}, default 'auto'
+        sample_weight : array-like of shape (samples,), optional
+        return_dict : bool, default False
+            Return ``{'loss': ..., metric name: ...}``.
+        callbacks : list of Callback, optional
+            Receive the ``on_test_*`` hooks.
+
+        Returns
+        -------
+        float or list of float or dict
+            The loss if the model has no metrics, else ``[loss, metric, ...]``
+            in compile order (Keras's conventions). The loss includes the
+            regularization penalties, as the training loss does.
+        """
+        self._require_compiled("evaluate")
+        batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
+        verbose = _resolve_verbose(verbose)
+        return_dict = _check_bool(return_dict, "return_dict")
+        data = self._check_data(x, y, sample_weight)
+        from fastnn.callbacks import CallbackList
+        steps = math.ceil(data.x.shape[0] / batch_size)
+        cbks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, epochs=1, steps=steps,
+                            verbose=verbose)
+        return self._return(self._evaluate_data(data, batch_size, cbks), return_dict)
+
+    # -- predict ---------------------------------------------------------------------------
+    def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
+        """The model's outputs for ``x``, computed in batches of ``batch_size``.
+
+        Returns
+        -------
+        numpy.ndarray of shape (samples,) + output shape
+            Probabilities for a softmax/sigmoid output (the fused loss of
+            training does not change what the model outputs).
+        """
+        batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
+        verbose = _resolve_verbose(verbose)
+        x = self._check_input(x, "x")
+        n = x.shape[0]
+        from fastnn.callbacks import CallbackList
+        cbks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, epochs=1,
+                            steps=math.ceil(n / batch_size), verbose=verbose)
+        out = np.empty((n,) + self._layers[-1]._out_shape, dtype=self.dtype)
+        cbks.on_predict_begin()
+        for batch, start in enumerate(range(0, n, batch_size)):
+            cbks.on_predict_batch_begin(batch)
+            out[start:start + batch_size] = self.forward(x[start:start + batch_size], training=False)
+            cbks.on_predict_batch_end(batch, {"outputs": out[start:start + batch_size]})
+        cbks.on_predict_end()
+        return out
+
+    # -- single batches ---------------------------------------------------------------------
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient step on exactly this batch.
+
+        Returns
+        -------
+        float or list or dict
+            Loss (incl. penalties) and metrics on this batch, measured during
+            the step (before the update), as :meth:`evaluate` returns them.
+        """
+        self._require_compiled("train_on_batch")
+        return_dict = _check_bool(return_dict, "return_dict")
+        data = self._check_data(x, y, sample_weight, class_weight)
+        self._reset_metrics()
+        value, y_pred = self._train_step(data.x, data.y, data.weights)
+        if not math.isfinite(value):
+            warnings.warn(f"train_on_batch: the loss is {value}", RuntimeWarning, stacklevel=2)
+        if self.compiled_metrics:
+            self._update_metrics(data.y, y_pred, data.weights)
+        return self._return(self._logs(value, 1), return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """Loss (incl. penalties) and metrics on one batch, without training."""
+        self._require_compiled("test_on_batch")
+        return_dict = _check_bool(return_dict, "return_dict")
+        data = self._check_data(x, y, sample_weight)
+        return self._return(self._evaluate_data(data, data.x.shape[0]), return_dict)
+
+    def predict_on_batch(self, x):
+        """The model's outputs for one batch ``x`` (no batching, no callbacks)."""
+        return self.forward(self._check_input(x, "x"), training=False)
