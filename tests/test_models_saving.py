@@ -1,0 +1,288 @@
+"""fastnn.models.saving: the tensor files, the archive, and model round trips.
+
+The container tests (tensor encoding, archive checks, atomic writes) do not need
+a model; the model tests check bit-identical predictions and resumable training.
+"""
+import io
+import json
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fastnn.models import saving
+from fastnn.models.saving import decode_tensors, encode_tensors
+
+FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                       HealthCheck.function_scoped_fixture])
+
+
+def _same_bits(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+# =========================================================================== tensor files
+
+DTYPES = ["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
+
+
+@FAST
+@given(arrays=st.lists(st.sampled_from(DTYPES).flatmap(
+    lambda dt: hnp.arrays(np.dtype(dt), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5))),
+    max_size=5))
+def test_property_tensor_round_trip_is_bit_identical(arrays):
+    tensors = {f"t{i}": a for i, a in enumerate(arrays)}
+    out = decode_tensors(encode_tensors(tensors))
+    assert list(out) == list(tensors)
+    for name, a in tensors.items():
+        assert _same_bits(out[name], a), name  # NaN payloads and -0.0 included
+        assert out[name].flags.writeable and out[name].dtype.isnative
+
+
+def test_layout_is_little_endian_with_json_header():
+    blob = encode_tensors({"w": np.array([1.0, -2.0], dtype=">f4")}, {"note": "x"})
+    (n,) = struct.unpack("<Q", blob[:8])
+    assert n % 8 == 0
+    header = json.loads(blob[8: 8 + n])
+    assert header["w"]["dtype"] == "F32" and header["w"]["shape"] == [2]
+    assert header["w"]["data_offsets"] == [0, 8]
+    assert header["__metadata__"] == {"note": "x"}
+    assert blob[8 + n:] == np.array([1.0, -2.0], dtype="<f4").tobytes()
+    out = decode_tensors(blob)
+    assert out["w"].dtype == np.float32 and out["w"].tolist() == [1.0, -2.0]
+
+
+def test_encode_refuses_what_it_cannot_store():
+    with pytest.raises(TypeError, match="dtype"):
+        encode_tensors({"o": np.array(["a"], dtype=object)})
+    with pytest.raises(TypeError, match="dtype"):
+        encode_tensors({"c": np.array([1j])})
+    with pytest.raises(ValueError, match="names"):
+        encode_tensors({"__metadata__": np.zeros(1)})
+    with pytest.raises(TypeError, match="metadata"):
+        encode_tensors({"a": np.zeros(1)}, {"k": 1})
+
+
+def _sample_blob():
+    return encode_tensors({"a": np.arange(6, dtype=np.float64).reshape(2, 3),
+                           "b": np.arange(4, dtype=np.float32)})
+
+
+def _edit_header(blob, edit):
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8: 8 + n])
+    edit(header)
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + blob[8 + n:]
+
+
+def test_every_truncation_is_detected():
+    blob = _sample_blob()
+    for cut in range(0, len(blob), 7):
+        with pytest.raises(ValueError, match="where-it-is"):
+            decode_tensors(blob[:cut], "where-it-is")
+
+
+def test_flipped_data_byte_names_the_tensor():
+    blob = bytearray(_sample_blob())
+    blob[-3] ^= 0x01  # inside tensor "b"
+    with pytest.raises(ValueError, match="checksum mismatch for tensor 'b'"):
+        decode_tensors(bytes(blob))
+
+
+@pytest.mark.parametrize("edit, word", [
+    (lambda h: h["a"].update(dtype="F128"), "unknown dtype"),
+    (lambda h: h["a"].update(shape=[2, -3]), "invalid shape"),
+    (lambda h: h["a"].update(shape=[3, 3]), "do not match"),
+    (lambda h: h["b"].update(data_offsets=[40, 56]), "non-contiguous"),
+    (lambda h: h["a"].update(data_offsets=[0, 48], shape=[6]) or h.pop("b"), "unexpected bytes"),
+    (lambda h: h["a"].pop("sha256"), "malformed"),
+    (lambda h: h.update(__metadata__={"k": 3}), "__metadata__"),
+])
+def test_malformed_headers_are_refused(edit, word):
+    with pytest.raises(ValueError, match=word):
+        decode_tensors(_edit_header(_sample_blob(), edit))
+
+
+def test_header_length_and_json_garbage():
+    with pytest.raises(ValueError, match="header"):
+        decode_tensors(struct.pack("<Q", 1 << 40) + b"{}")
+    with pytest.raises(ValueError, match="corrupt tensor header"):
+        decode_tensors(struct.pack("<Q", 4) + b"{{{{")
+    with pytest.raises(ValueError, match="JSON object"):
+        decode_tensors(struct.pack("<Q", 2) + b"[]")
+
+
+# =========================================================================== the archive
+
+MEMBERS = {saving.CONFIG: b'{"hello": 1}',
+           saving.WEIGHTS: encode_tensors({"w": np.arange(1000, dtype=np.float32)})}
+
+
+def _write(path, members=MEMBERS):
+    saving._write_archive(Path(path), dict(members))
+
+
+def test_archive_round_trip_and_manifest(tmp_path):
+    path = tmp_path / "m.fnn"
+    _write(path)
+    manifest, members = saving._read_archive(path)
+    assert members == MEMBERS
+    assert manifest["format"] == "fastnn" and manifest["format_version"] == 1
+    import fastnn
+    assert manifest["library_version"] == fastnn.__version__
+    assert manifest["created_by"].startswith(f"fastnn {fastnn.__version__}")
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist()[0] == "manifest.json"
+        assert zf.getinfo(saving.WEIGHTS).compress_type == zipfile.ZIP_STORED
+
+
+def test_archive_bytes_are_reproducible(tmp_path):
+    _write(tmp_path / "a")
+    _write(tmp_path / "b")
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+
+
+def test_truncated_archive_names_the_path(tmp_path):
+    path = tmp_path / "m.fnn"
+    _write(path)
+    blob = path.read_bytes()
+    for cut in (0, 10, len(blob) // 3, len(blob) // 2, len(blob) - 30, len(blob) - 1):
+        bad = tmp_path / f"cut{cut}.fnn"
+        bad.write_bytes(blob[:cut])
+        with pytest.raises(ValueError, match=f"cut{cut}.fnn"):
+            saving._read_archive(bad)
+
+
+def test_flipped_byte_in_stored_data_is_detected(tmp_path):
+    path = tmp_path / "m.fnn"
+    _write(path)
+    blob = bytearray(path.read_bytes())
+    start = blob.find(np.arange(1000, dtype=np.float32)[500:504].tobytes())
+    blob[start] ^= 0x40
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="m.fnn.*corrupt"):
+        saving._read_archive(path)
+
+
+def _rezip(src, dst, replace=None, add=None, manifest_edit=None):
+    """Copy an archive, replacing member contents (with valid zip CRCs)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "manifest.json" and manifest_edit:
+                m = json.loads(data)
+                manifest_edit(m)
+                data = json.dumps(m).encode()
+            if replace and name in replace:
+                data = replace[name]
+            zout.writestr(name, data)
+        for name, data in (add or {}).items():
+            zout.writestr(name, data)
+
+
+def test_tampered_member_with_valid_crc_fails_the_sha256(tmp_path):
+    path = tmp_path / "m.fnn"
+    _write(path)
+    _rezip(path, tmp_path / "t.fnn", replace={saving.CONFIG: b'{"hello": 2}'})
+    with pytest.raises(ValueError, match="t.fnn.*checksum mismatch for 'config.json'"):
+        saving._read_archive(tmp_path / "t.fnn")
+
+
+@pytest.mark.parametrize("edit, word", [
+    (lambda m: m.update(format="keras"), "not a fastnn model file"),
+    (lambda m: m.update(format_version=2), "version 2.*upgrade"),
+    (lambda m: m.update(format_version="1"), "format_version"),
+    (lambda m: m.update(format_version=0), "format_version"),
+    (lambda m: m.pop("members"), "member list"),
+    (lambda m: m["members"].pop(saving.CONFIG), "unexpected members"),
+    (lambda m: m["members"].update({"extra.json": {"size": 1, "sha256": "0"}}), "missing"),
+])
+def test_manifest_checks(tmp_path, edit, word):
+    path = tmp_path / "m.fnn"
+    _write(path)
+    _rezip(path, tmp_path / "e.fnn", manifest_edit=edit)
+    with pytest.raises(ValueError, match=word) as info:
+        saving._read_archive(tmp_path / "e.fnn")
+    assert "e.fnn" in str(info.value)
+
+
+def test_not_a_model_file(tmp_path):
+    (tmp_path / "text.fnn").write_text("hello")
+    with pytest.raises(ValueError, match="text.fnn.*not a fastnn model file"):
+        saving._read_archive(tmp_path / "text.fnn")
+    (tmp_path / "empty.fnn").write_bytes(b"")
+    with pytest.raises(ValueError, match="not a fastnn model file"):
+        saving._read_archive(tmp_path / "empty.fnn")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("something.txt", "x")
+    with pytest.raises(ValueError, match="no manifest.json"):
+        saving._read_archive(tmp_path / "other.zip")
+
+
+def test_compressed_tensor_member_is_refused(tmp_path):
+    # Tensor members must be stored: a deflated one could expand without bound.
+    path = tmp_path / "m.fnn"
+    _write(path)
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp_path / "z.fnn", "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, zin.read(name), compress_type=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ValueError, match="compression"):
+        saving._read_archive(tmp_path / "z.fnn")
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+def _leftovers(directory):
+    return sorted(p.name for p in Path(directory).iterdir() if p.name.endswith(".tmp"))
+
+
+def test_failure_while_writing_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.fnn"
+    _write(path)
+    before = path.read_bytes()
+    real = zipfile.ZipFile.writestr
+    calls = []
+
+    def failing_writestr(self, info, data, *args, **kwargs):
+        calls.append(info)
+        if len(calls) == 2:  # the manifest is in, the next member fails half-way
+            raise OSError("No space left on device")
+        return real(self, info, data, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", failing_writestr)
+    new = dict(MEMBERS, **{saving.CONFIG: b'{"hello": 99}'})
+    with pytest.raises(OSError, match="No space"):
+        _write(path, new)
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_failure_at_fsync_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.fnn"
+    _write(path)
+    before = path.read_bytes()
+
+    def failing_fsync(fd):
+        raise OSError("I/O error")
+
+    monkeypatch.setattr(saving.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="I/O error"):
+        _write(path, dict(MEMBERS, **{saving.CONFIG: b"{}"}))
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_new_file_gets_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        _write(tmp_path / "m.fnn")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.fnn").stat().st_mode & 0o777 == 0o644
