@@ -286,3 +286,244 @@ def test_new_file_gets_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.fnn").stat().st_mode & 0o777 == 0o644
+
+
+# =========================================================================== models
+
+import fastnn  # noqa: E402
+from fastnn import config as fconfig  # noqa: E402
+from fastnn import utils  # noqa: E402
+from fastnn.models import load_model  # noqa: E402
+
+
+@pytest.fixture
+def floatx():
+    """Set the float type for one test and restore it afterwards."""
+    old = fconfig.floatx()
+    yield fconfig.set_floatx
+    fconfig.set_floatx(old)
+
+
+def _data(n=60, d=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    y = (np.abs(x[:, 0]) * 2).astype(np.int64) % k
+    return x, y
+
+
+def _model(d=6, k=3, optimizer="adam", metrics=None, dropout=False):
+    layers = [fastnn.layers.Dense(16, activation="relu", input_shape=(d,))]
+    if dropout:
+        layers.append(fastnn.layers.Dropout(0.25, seed=3))
+    layers += [fastnn.layers.Dense(8, activation="tanh"), fastnn.layers.Dense(k, activation="softmax")]
+    model = fastnn.Sequential(layers)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=metrics)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_round_trip_predictions_are_bit_identical(tmp_path, floatx, dtype):
+    floatx(dtype)
+    utils.set_random_seed(0)
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    path = tmp_path / "model.fnn"
+    model.save(path)
+    restored = load_model(path)
+    assert restored.get_config() == model.get_config()
+    for a, b in zip(model.get_weights(), restored.get_weights()):
+        assert _same_bits(a, b)
+    assert restored.get_weights()[0].dtype == np.dtype(dtype)
+    assert _same_bits(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_compile_settings_and_optimizer_state_are_restored(tmp_path):
+    utils.set_random_seed(1)
+    x, y = _data()
+    opt = fastnn.optimizers.Adam(learning_rate=fastnn.optimizers.schedules.ExponentialDecay(
+        0.01, decay_steps=3, decay_rate=0.5), amsgrad=True, clipnorm=1.0)
+    model = _model(optimizer=opt)
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0)
+    model.save(tmp_path / "m.fnn")
+    restored = load_model(tmp_path / "m.fnn")
+    assert type(restored.optimizer) is fastnn.optimizers.Adam
+    assert restored.optimizer.get_config() == model.optimizer.get_config()
+    assert restored.optimizer.iterations == model.optimizer.iterations == 6
+    assert restored.optimizer.current_learning_rate() == model.optimizer.current_learning_rate()
+    saved_state, loaded_state = model.optimizer.get_state(), restored.optimizer.get_state()
+    assert sorted(saved_state) == sorted(loaded_state) == ["iterations", "momentum", "velocity",
+                                                            "velocity_hat"]
+    for key in ("momentum", "velocity", "velocity_hat"):
+        for a, b in zip(saved_state[key], loaded_state[key]):
+            assert _same_bits(a, b)
+    assert type(restored.loss) is type(model.loss)
+    assert restored.loss.get_config() == model.loss.get_config()
+
+
+def test_training_resumes_bit_identically(tmp_path):
+    # Same seed: fit 3 epochs straight == fit 2, save, load, fit 1 more.
+    x, y = _data(n=70)
+    utils.set_random_seed(7)
+    straight = _model(optimizer="rmsprop", dropout=True)
+    history = straight.fit(x, y, epochs=3, batch_size=16, verbose=0)
+
+    utils.set_random_seed(7)
+    first = _model(optimizer="rmsprop", dropout=True)
+    first.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    first.save(tmp_path / "ckpt.fnn")
+    del first
+    resumed = load_model(tmp_path / "ckpt.fnn")
+    last = resumed.fit(x, y, epochs=1, batch_size=16, verbose=0)
+
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        assert _same_bits(a, b)
+    assert last.history["loss"][0] == history.history["loss"][2]
+    assert resumed.optimizer.iterations == straight.optimizer.iterations == 15
+
+
+def test_loading_does_not_draw_random_numbers(tmp_path):
+    utils.set_random_seed(3)
+    _model().save(tmp_path / "m.fnn")
+    utils.set_random_seed(11)
+    expected = utils.rng().random(4)
+    utils.set_random_seed(11)
+    load_model(tmp_path / "m.fnn")
+    np.testing.assert_array_equal(utils.rng().random(4), expected)
+
+
+def test_without_optimizer_state_and_without_compiling(tmp_path):
+    utils.set_random_seed(2)
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.fnn", include_optimizer=False)
+    with zipfile.ZipFile(tmp_path / "m.fnn") as zf:
+        assert saving.OPTIMIZER not in zf.namelist()
+    restored = load_model(tmp_path / "m.fnn")
+    assert restored.optimizer.iterations == 0
+    assert _same_bits(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    plain = load_model(tmp_path / "m.fnn", compile=False)
+    assert plain.optimizer is None and plain.loss is None
+    assert _same_bits(plain.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_uncompiled_and_unbuilt_models(tmp_path):
+    utils.set_random_seed(4)
+    built = fastnn.Sequential([fastnn.layers.Dense(5, input_shape=(3,)), fastnn.layers.Dense(2)])
+    built.save(tmp_path / "built.fnn")
+    restored = load_model(tmp_path / "built.fnn")
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    assert restored.optimizer is None
+    assert _same_bits(restored.predict(x, verbose=0), built.predict(x, verbose=0))
+
+    unbuilt = fastnn.Sequential([fastnn.layers.Dense(5), fastnn.layers.Dense(2)])
+    unbuilt.save(tmp_path / "unbuilt.fnn")
+    again = load_model(tmp_path / "unbuilt.fnn")
+    assert not again.built and len(again.layers) == 2
+    assert again.get_config() == unbuilt.get_config()
+
+
+def test_file_is_readable_with_the_documented_recipe(tmp_path):
+    # docs/file_format.md: zip + JSON + the tensor layout, no fastnn code needed.
+    utils.set_random_seed(5)
+    model = _model()
+    model.save(tmp_path / "m.fnn")
+    with zipfile.ZipFile(tmp_path / "m.fnn") as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        cfg = json.loads(zf.read("config.json"))
+        blob = zf.read("weights.tensors")
+    assert manifest["format"] == "fastnn" and manifest["format_version"] == 1
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8: 8 + n])
+    data = blob[8 + n:]
+    names = [t for entry in cfg["weights"] for t in entry["tensors"]]
+    arrays = [np.frombuffer(data[header[t]["data_offsets"][0]: header[t]["data_offsets"][1]],
+                            dtype="<f4").reshape(header[t]["shape"]) for t in names]
+    for a, b in zip(arrays, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert cfg["compile"]["optimizer"]["class_name"] == "Adam"
+    assert cfg["optimizer_state"]["iterations"] == {"value": 0}
+
+
+def _resave_config(src, dst, edit):
+    """Rewrite config.json and fix the manifest checksum: a careful forger."""
+    import hashlib
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    cfg = json.loads(members["config.json"])
+    edit(cfg)
+    members["config.json"] = json.dumps(cfg).encode()
+    manifest = json.loads(members["manifest.json"])
+    manifest["members"]["config.json"] = {"size": len(members["config.json"]),
+                                          "sha256": hashlib.sha256(members["config.json"]).hexdigest()}
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(dst, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+@pytest.mark.parametrize("edit, word", [
+    (lambda c: c["model"]["config"]["layers"][1].update(class_name="os.system"), "unknown layer class"),
+    (lambda c: c["model"].update(class_name="subprocess.Popen"), "unknown model class"),
+    (lambda c: c["compile"]["optimizer"].update(class_name="builtins.eval"), "optimizer"),
+    (lambda c: c["compile"]["loss"].update(class_name="posix.system"), "loss"),
+    (lambda c: c["weights"].pop(), "layers"),
+    (lambda c: c["weights"][0]["tensors"].reverse(), "shape"),
+    (lambda c: c["weights"][0]["tensors"].append("nope"), "missing tensor|expects|weights"),
+    (lambda c: c.pop("model"), "invalid model configuration"),
+])
+def test_forged_configs_are_refused_naming_the_path(tmp_path, edit, word):
+    utils.set_random_seed(6)
+    _model().save(tmp_path / "m.fnn")
+    _resave_config(tmp_path / "m.fnn", tmp_path / "forged.fnn", edit)
+    with pytest.raises(ValueError, match=word) as info:
+        load_model(tmp_path / "forged.fnn")
+    assert "forged.fnn" in str(info.value)
+
+
+def test_failed_save_leaves_the_previous_model(tmp_path, monkeypatch):
+    utils.set_random_seed(8)
+    x, y = _data()
+    model = _model()
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    before = path.read_bytes()
+    model.fit(x, y, epochs=1, verbose=0)
+    calls = []
+    real = saving.encode_tensors
+
+    def failing(tensors, metadata=None):
+        calls.append(1)
+        if len(calls) == 2:  # weights encoded, the optimizer state fails
+            raise MemoryError("out of memory")
+        return real(tensors, metadata)
+
+    monkeypatch.setattr(saving, "encode_tensors", failing)
+    with pytest.raises(MemoryError):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+    monkeypatch.undo()
+    assert load_model(path).optimizer.iterations == 0
+
+
+def test_bad_arguments_and_missing_files(tmp_path):
+    model = _model()
+    with pytest.raises(TypeError, match="filepath"):
+        model.save(3)
+    with pytest.raises(ValueError, match="directory"):
+        model.save(tmp_path)
+    with pytest.raises(TypeError, match="overwrite"):
+        model.save(tmp_path / "m.fnn", overwrite="yes")
+    model.save(tmp_path / "m.fnn")
+    with pytest.raises(FileExistsError):
+        model.save(tmp_path / "m.fnn", overwrite=False)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "absent.fnn")
+    with pytest.raises(TypeError, match="custom_objects"):
+        load_model(tmp_path / "m.fnn", custom_objects=[1])
+    with pytest.raises(TypeError, match="compile"):
+        load_model(tmp_path / "m.fnn", compile=1)
+    with pytest.raises(TypeError, match="model"):
+        saving.save_model(object(), tmp_path / "x.fnn")

@@ -463,7 +463,11 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True) -> None:
             name = f"layers/{i}/{j}"
             weight_tensors[name] = np.asarray(w)
             names.append(name)
-        weight_layout.append({"name": layer.name, "tensors": names})
+        entry = {"name": layer.name, "tensors": names}
+        generator = _layer_generator(layer)
+        if generator is not None:
+            entry["rng_state"] = generator.bit_generator.state
+        weight_layout.append(entry)
 
     config = {
         "model": {"class_name": type(model).__name__, "config": model.get_config()},
@@ -483,6 +487,29 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True) -> None:
     if config["optimizer_state"] is not None:
         members[OPTIMIZER] = encode_tensors(optimizer_tensors)
     _write_archive(path, members)
+
+
+def _layer_generator(layer):
+    """The private generator of a layer seeded on its own (Dropout(seed=...)), or None.
+
+    Its position in the random stream is part of the training state: saving it
+    makes a resumed run draw the same dropout masks as an uninterrupted one.
+    """
+    generator = getattr(layer, "_rng", None)
+    return generator if isinstance(generator, np.random.Generator) else None
+
+
+def _restore_generator(layer, state, where):
+    generator = _layer_generator(layer)
+    if generator is None:
+        raise ValueError(f"{where}: layer {layer.name!r} has a saved random state but no generator")
+    expected = type(generator.bit_generator).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != expected:
+        raise ValueError(f"{where}: layer {layer.name!r}: saved random state is not a {expected} state")
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{where}: layer {layer.name!r}: invalid random state ({exc})") from None
 
 
 def _model_classes():
@@ -574,6 +601,8 @@ def _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where)
         arrays = [_tensor(weights, name, where) for name in entry["tensors"]]
         if arrays:
             layer.set_weights(arrays)
+        if "rng_state" in entry:
+            _restore_generator(layer, entry["rng_state"], where)
 
     compile_config = config.get("compile")
     if compile and compile_config is not None:
