@@ -281,10 +281,12 @@ class Layer:
         if not self.trainable:
             return
         for v in self._variables:
-            if v.constraint is not None:
-                projected = v.constraint(v.value)
-                if projected is not v.value:
-                    np.copyto(v.value, projected)
+            if v.constraint is None:
+                continue
+            if hasattr(v.constraint, "apply_"):
+                v.constraint.apply_(v.value)       # fastnn constraints project in place
+            else:
+                np.copyto(v.value, v.constraint(v.value))
 
     # -- configuration -------------------------------------------------------------
     def get_config(self) -> dict:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
 import warnings
 
 import numpy as np
@@ -58,20 +57,11 @@ __all__ = ["TrainingMixin"]
 _BUILTIN_LAYER_NAMES = ("Dense", "Activation", "Dropout", "Flatten")
 
 
-def _resolve_verbose(verbose, name="verbose") -> int:
-    """0, 1 or 2; 'auto' is 1 on a terminal and 2 otherwise (no bar floods in logs)."""
-    if isinstance(verbose, str):
-        if verbose != "auto":
-            raise ValueError(f"{name} must be 0, 1, 2 or 'auto', got {verbose!r}")
-        try:
-            return 1 if sys.stdout.isatty() else 2
-        except (AttributeError, ValueError):  # a replaced or closed stdout
-            return 2
-    if isinstance(verbose, (bool, np.bool_)):
-        return int(verbose)
-    if not isinstance(verbose, numbers.Integral) or verbose not in (0, 1, 2):
-        raise ValueError(f"{name} must be 0, 1, 2 or 'auto', got {verbose!r}")
-    return int(verbose)
+def _resolve_verbose(verbose) -> int:
+    """0, 1 or 2; 'auto' is 1 on a terminal (or in a notebook) and 2 otherwise, so that
+    log files get one line per epoch instead of progress-bar redraws."""
+    from fastnn.callbacks.progbar import resolve_verbose
+    return resolve_verbose(verbose)
 
 
 def _check_bool(value, name):
@@ -328,13 +318,21 @@ class TrainingMixin:
         y_pred = self._layers[-1].activation.forward(z) if need_output else None
         return value, y_pred
 
-    def _train_step(self, x, y, weights):
-        """One gradient step on a batch; returns (loss incl. penalties, y_pred or None)."""
+    def _compute_gradients(self, x, y, weights, need_output=False):
+        """Zero the gradients, then fill them with d(loss + penalties)/d(weights) on a batch.
+
+        Returns (loss including the penalties, y_pred or None).
+        """
         self.zero_gradients()
-        value, y_pred = self._loss_and_gradients(x, y, weights, need_output=bool(self.compiled_metrics))
-        # Penalties of the weights the gradients were taken at (before the update).
+        value, y_pred = self._loss_and_gradients(x, y, weights, need_output=need_output)
         value += self.regularization_loss()
         self.add_regularization_gradients()
+        return value, y_pred
+
+    def _train_step(self, x, y, weights):
+        """One gradient step on a batch; returns (loss incl. penalties, y_pred or None)."""
+        # The penalties are those of the weights the gradients were taken at.
+        value, y_pred = self._compute_gradients(x, y, weights, need_output=bool(self.compiled_metrics))
         self.optimizer.apply(self.gradients, self.trainable_weights)
         self.apply_constraints()
         return value, y_pred

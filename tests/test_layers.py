@@ -1,0 +1,381 @@
+"""Keras-style layers: shapes, values, gradients bookkeeping, weights, configs, errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import activations, config, layers
+from fastnn.layers import Activation, Dense, Dropout, Flatten, Input, InputLayer, Layer
+
+
+@pytest.fixture
+def f64():
+    config.set_floatx("float64")
+
+
+def relu(z):
+    return np.maximum(z, 0)
+
+
+# ----------------------------------------------------------------------------- Dense
+
+def test_dense_forward_is_act_of_x_w_plus_b(use_backend, f64):
+    layer = Dense(3, activation="relu")
+    layer.build((2,))
+    assert layer.kernel.shape == (2, 3) and layer.bias.shape == (3,)
+    layer.set_weights([np.array([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]]), np.array([0.5, 0.0, -4.0])])
+    x = np.array([[1.0, 2.0], [-1.0, 0.5]])
+    # By hand: x @ W + b = [[7.5, 0, -5.5], [1.0, 2.5, -5.0]], relu -> [[7.5, 0, 0], [1, 2.5, 0]]
+    np.testing.assert_allclose(layer(x), [[7.5, 0.0, 0.0], [1.0, 2.5, 0.0]], rtol=1e-15)
+
+
+@pytest.mark.parametrize("activation", sorted(activations._ALIASES))
+def test_dense_matches_formula_for_every_activation(use_backend, f64, activation, rng):
+    layer = Dense(4, activation=activation, bias_initializer="random_normal")
+    x = rng.normal(size=(5, 3))
+    y = layer(x)
+    z = x @ layer.kernel + layer.bias
+    expected = activations.get(activation)(z)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_dense_without_bias(use_backend, f64, rng):
+    layer = Dense(2, use_bias=False, input_shape=(3,))
+    layer.build((3,))
+    assert layer.bias is None and len(layer.get_weights()) == 1
+    x = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(layer(x), x @ layer.kernel, rtol=1e-14)
+    assert layer.count_params() == 6
+
+
+def test_dense_defaults_follow_keras(f64):
+    fastnn.utils.set_random_seed(0)
+    layer = Dense(50)
+    layer.build((200,))
+    assert layer.activation.name == "linear"
+    assert np.all(layer.bias == 0)                             # zeros
+    limit = np.sqrt(6 / (200 + 50))                            # glorot_uniform
+    assert np.abs(layer.kernel).max() <= limit
+    assert np.abs(layer.kernel).max() > 0.9 * limit
+    assert layer.dtype == np.float64 and layer.kernel.dtype == np.float64
+
+
+def test_dense_dtype_is_floatx_at_build():
+    layer = Dense(2)
+    layer.build((3,))
+    assert layer.kernel.dtype == np.float32
+    config.set_floatx("float64")
+    assert layer.kernel.dtype == np.float32  # built layers keep their dtype
+    assert Dense(2, dtype="float64").dtype == np.float64
+
+
+def test_dense_backward_accumulates_and_returns_input_gradient(use_backend, f64, rng):
+    layer = Dense(3, activation="tanh", bias_initializer="random_normal")
+    x = rng.normal(size=(4, 2))
+    layer.build((2,))
+    y = layer.forward(x, training=True)
+    g = rng.normal(size=y.shape)
+    grad_x = layer.backward(g)
+    dz = g * (1 - y ** 2)
+    np.testing.assert_allclose(layer.gradients[0], x.T @ dz, rtol=1e-12)
+    np.testing.assert_allclose(layer.gradients[1], dz.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(grad_x, dz @ layer.kernel.T, rtol=1e-12)
+    layer.backward(g)                                   # accumulates (+=)
+    np.testing.assert_allclose(layer.gradients[0], 2 * x.T @ dz, rtol=1e-12)
+    assert layer.backward(g, need_input_grad=False) is None
+    layer.zero_gradients()
+    assert all(np.all(gr == 0) for gr in layer.gradients)
+
+
+def test_dense_backward_needs_training_forward(f64):
+    layer = Dense(2, input_shape=(2,))
+    layer.build((2,))
+    layer.forward(np.ones((1, 2)))                      # inference: nothing cached
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(np.ones((1, 2)))
+
+
+def test_frozen_dense_has_no_trainable_weights(use_backend, f64, rng):
+    layer = Dense(2, trainable=False)
+    layer.build((3,))
+    assert layer.trainable_weights == [] and layer.gradients == []
+    assert len(layer.non_trainable_weights) == 2 and layer.count_params() == 8
+    y = layer.forward(rng.normal(size=(2, 3)), training=True)
+    grad_x = layer.backward(np.ones_like(y))            # still passes the gradient on
+    np.testing.assert_allclose(grad_x, np.ones_like(y) @ layer.kernel.T, rtol=1e-14)
+
+
+def test_dense_with_python_activation(use_backend, f64, rng):
+    act = activations.CallableActivation(np.sin, derivative=lambda x, y: np.cos(x))
+    layer = Dense(2, activation=act)
+    x = rng.normal(size=(3, 2))
+    layer.build((2,))
+    y = layer.forward(x, training=True)
+    z = x @ layer.kernel + layer.bias
+    np.testing.assert_allclose(y, np.sin(z), rtol=1e-14)
+    grad_x = layer.backward(np.ones_like(y))
+    np.testing.assert_allclose(grad_x, np.cos(z) @ layer.kernel.T, rtol=1e-13)
+    np.testing.assert_allclose(layer.gradients[0], x.T @ np.cos(z), rtol=1e-13)
+
+
+def test_dense_forward_logits_skips_the_activation(use_backend, f64, rng):
+    layer = Dense(3, activation="softmax", bias_initializer="random_normal")
+    x = rng.normal(size=(2, 4))
+    layer.build((4,))
+    z = layer.forward_logits(x, training=True)
+    np.testing.assert_allclose(z, x @ layer.kernel + layer.bias, rtol=1e-14)
+    g = rng.normal(size=z.shape)
+    layer.backward_logits(g)                            # linear: dW = x^T g
+    np.testing.assert_allclose(layer.gradients[0], x.T @ g, rtol=1e-13)
+    assert layer.output_activation == "softmax"
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"units": 0}, ValueError, "units"),
+    ({"units": 2.5}, TypeError, "units"),
+    ({"units": 2, "activation": "rleu"}, ValueError, "did you mean 'relu'"),
+    ({"units": 2, "activation": 3}, TypeError, "activation"),
+    ({"units": 2, "kernel_initializer": "glorot_unifrom"}, ValueError, "kernel_initializer"),
+    ({"units": 2, "use_bias": "yes"}, TypeError, "use_bias"),
+    ({"units": 2, "input_shape": (None,)}, ValueError, "input_shape"),
+    ({"units": 2, "name": ""}, TypeError, "name"),
+    ({"units": 2, "dtype": "int32"}, ValueError, "dtype"),
+    ({"units": 2, "kernel_regularizer": "l3"}, ValueError, "kernel_regularizer"),
+    ({"units": 2, "kernel_constraint": "max_nrom"}, ValueError, "kernel_constraint"),
+])
+def test_dense_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Dense(**kwargs)
+
+
+def test_dense_needs_flat_input():
+    layer = Dense(2)
+    with pytest.raises(ValueError, match="Flatten"):
+        layer.build((3, 4))
+    assert not layer.built
+
+
+def test_layer_call_validates_input(f64):
+    layer = Dense(2, input_shape=(3,))
+    with pytest.raises(ValueError, match="NaN"):
+        layer(np.array([[1.0, np.nan, 0.0]]))
+    layer(np.ones((1, 3)))
+    with pytest.raises(ValueError, match=r"\(None, 3\)"):
+        layer(np.ones((2, 4)))
+    with pytest.raises(TypeError, match="x"):
+        layer(np.array([["a", "b", "c"]]))
+    with pytest.raises(ValueError, match="empty"):
+        layer(np.ones((0, 3)))
+
+
+def test_layer_call_builds_from_the_input(f64):
+    layer = Dense(2)
+    assert not layer.built and layer.input_shape is None
+    layer(np.ones((4, 5)))
+    assert layer.built and layer.input_shape == (None, 5) and layer.output_shape == (None, 2)
+    assert layer.count_params() == 12
+
+
+def test_set_weights_copies_in_place_and_checks(f64):
+    layer = Dense(2)
+    layer.build((3,))
+    kernel = layer.kernel
+    new = [np.arange(6.0).reshape(3, 2), np.array([1.0, 2.0])]
+    layer.set_weights(new)
+    assert layer.kernel is kernel                      # the same live array
+    np.testing.assert_array_equal(layer.kernel, new[0])
+    got = layer.get_weights()
+    got[0][0, 0] = 99                                  # get_weights returns copies
+    assert layer.kernel[0, 0] == 0
+    with pytest.raises(ValueError, match=r"weights\[0\].*expected shape \(3, 2\)"):
+        layer.set_weights([np.ones((2, 3)), np.ones(2)])
+    with pytest.raises(ValueError, match="2 weight array"):
+        layer.set_weights([np.ones((3, 2))])
+    with pytest.raises(ValueError, match="NaN"):
+        layer.set_weights([np.full((3, 2), np.nan), np.ones(2)])
+    with pytest.raises(TypeError):
+        layer.set_weights(np.ones((3, 2)))
+    np.testing.assert_array_equal(layer.kernel, new[0])  # failed calls changed nothing
+
+
+def test_count_params_requires_build():
+    with pytest.raises(ValueError, match="not built"):
+        Dense(3).count_params()
+
+
+def test_automatic_names_are_unique():
+    a, b = Dense(1), Dense(1)
+    assert a.name != b.name and a.name.startswith("dense") and b.name.startswith("dense")
+    assert Dense(1, name="head").name == "head"
+    assert Dropout(0.1).name.startswith("dropout")
+
+
+def test_regularization_and_constraints(use_backend, f64):
+    regularizers = pytest.importorskip("fastnn.regularizers")
+    constraints = pytest.importorskip("fastnn.constraints")
+    layer = Dense(2, kernel_regularizer=regularizers.L1L2(l1=0.1, l2=0.2),
+                  bias_regularizer="l2", kernel_constraint=constraints.NonNeg(),
+                  bias_constraint=constraints.ClipValue(-0.5, 0.5))
+    layer.build((2,))
+    w = np.array([[1.0, -2.0], [0.5, 3.0]])
+    b = np.array([1.0, -1.0])
+    layer.set_weights([w, b])
+    # 0.1 * 6.5 + 0.2 * 14.25 for the kernel, 0.01 * 2 (Keras's default l2) for the bias
+    assert layer.regularization_loss() == pytest.approx(0.65 + 2.85 + 0.02, rel=1e-12)
+    layer.add_regularization_gradients()
+    np.testing.assert_allclose(layer.gradients[0], 0.1 * np.sign(w) + 0.4 * w, rtol=1e-14)
+    np.testing.assert_allclose(layer.gradients[1], 0.02 * b, rtol=1e-14)
+    layer.apply_constraints()
+    np.testing.assert_array_equal(layer.kernel, [[1.0, 0.0], [0.5, 3.0]])
+    np.testing.assert_array_equal(layer.bias, [0.5, -0.5])
+    layer.trainable = False                          # frozen weights: no penalty, no projection
+    assert layer.regularization_loss() == 0.0
+
+
+# ----------------------------------------------------------------------------- Activation
+
+@pytest.mark.parametrize("name", ["relu", "softmax", "gelu", "leaky_relu"])
+def test_activation_layer(use_backend, f64, name, rng):
+    layer = Activation(name)
+    x = rng.normal(size=(3, 4))
+    layer.build((4,))
+    y = layer.forward(x, training=True)
+    np.testing.assert_allclose(y, activations.get(name)(x), rtol=1e-14)
+    assert layer.count_params() == 0 and layer.output_shape == (None, 4)
+    g = rng.normal(size=y.shape)
+    expected = activations.get(name).backward(g, x, y)
+    np.testing.assert_allclose(layer.backward(g), expected, rtol=1e-14)
+
+
+def test_activation_layer_needs_an_activation():
+    with pytest.raises(TypeError, match="activation"):
+        Activation(None)
+    with pytest.raises(ValueError, match="did you mean 'sigmoid'"):
+        Activation("sigmoind")
+
+
+# ----------------------------------------------------------------------------- Dropout
+
+def test_dropout_is_identity_at_inference(f64, rng):
+    x = rng.normal(size=(4, 5))
+    layer = Dropout(0.5)
+    np.testing.assert_array_equal(layer(x), x)
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)
+
+
+def test_dropout_inverted_scaling(use_backend, f64):
+    fastnn.utils.set_random_seed(0)
+    layer = Dropout(0.25)
+    x = np.ones((200, 100))
+    y = layer.forward(x, training=True)
+    values = set(np.unique(y))
+    assert values == {0.0, 1 / 0.75}                     # dropped, or scaled by 1/(1 - rate)
+    dropped = np.mean(y == 0)
+    assert abs(dropped - 0.25) < 0.01                    # 20000 draws: 4 sigma ~ 0.012
+    assert abs(y.mean() - 1.0) < 0.02                    # expectation preserved
+    g = np.full_like(x, 2.0)
+    np.testing.assert_array_equal(layer.backward(g), 2.0 * y)  # dL/dx = dL/dy * mask
+
+
+def test_dropout_is_reproducible(f64):
+    x = np.ones((10, 10))
+    fastnn.utils.set_random_seed(5)
+    a = Dropout(0.5).forward(x, training=True)
+    fastnn.utils.set_random_seed(5)
+    b = Dropout(0.5).forward(x, training=True)
+    np.testing.assert_array_equal(a, b)
+    c = Dropout(0.5, seed=1).forward(x, training=True)
+    d = Dropout(0.5, seed=1).forward(x, training=True)
+    np.testing.assert_array_equal(c, d)
+    assert not np.array_equal(a, c)
+
+
+def test_dropout_rate_zero_and_bad_rates(f64):
+    x = np.ones((3, 3))
+    assert Dropout(0.0).forward(x, training=True) is x
+    for bad in (1.0, -0.1, 2):
+        with pytest.raises(ValueError, match="rate"):
+            Dropout(bad)
+    with pytest.raises(TypeError, match="rate"):
+        Dropout("0.5")
+    with pytest.raises(ValueError, match="seed"):
+        Dropout(0.5, seed=-1)
+
+
+# ----------------------------------------------------------------------------- Flatten, Input
+
+def test_flatten(f64, rng):
+    layer = Flatten()
+    x = rng.normal(size=(2, 3, 4))
+    y = layer.forward(x, training=True)
+    assert y.shape == (2, 12) and layer.compute_output_shape((3, 4)) == (12,)
+    np.testing.assert_array_equal(y[1], x[1].ravel())
+    np.testing.assert_array_equal(layer.backward(y), x)
+
+
+def test_input_layer():
+    inp = Input(shape=(784,))
+    assert isinstance(inp, InputLayer) and inp.shape == (784,)
+    assert Input(batch_shape=(None, 5)).shape == (5,)
+    with pytest.raises(ValueError, match="exactly one"):
+        InputLayer()
+    with pytest.raises(ValueError, match="shape"):
+        Input(shape=(0,))
+    with pytest.raises(TypeError, match="shape"):
+        Input(shape="784")
+
+
+# ----------------------------------------------------------------------------- configs
+
+def test_dense_config_round_trip_is_json(f64):
+    regularizers = pytest.importorskip("fastnn.regularizers")
+    layer = Dense(7, activation=activations.Activation("leaky_relu", 0.1), use_bias=False,
+                  kernel_initializer="he_normal", kernel_regularizer=regularizers.L2(0.5),
+                  kernel_constraint="non_neg", input_shape=(3,), name="hidden")
+    cfg = layers.serialize(layer)
+    text = json.dumps(cfg)
+    clone = layers.deserialize(json.loads(text))
+    assert isinstance(clone, Dense) and not clone.built
+    assert clone.get_config() == layer.get_config()
+    assert clone.units == 7 and clone.activation == layer.activation and clone.use_bias is False
+    assert clone.name == "hidden" and clone.kernel_regularizer == layer.kernel_regularizer
+
+
+@pytest.mark.parametrize("layer", [
+    Activation("tanh"), Dropout(0.3, seed=2), Flatten(), InputLayer(shape=(2, 3)),
+])
+def test_parameter_free_layers_round_trip(layer):
+    clone = layers.deserialize(json.loads(json.dumps(layers.serialize(layer))))
+    assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+
+
+def test_deserialize_only_known_classes():
+    with pytest.raises(ValueError, match="unknown layer class 'os.system'"):
+        layers.deserialize({"class_name": "os.system", "config": {}})
+    with pytest.raises(ValueError, match="did you mean 'Dense'"):
+        layers.deserialize({"class_name": "Dens", "config": {"units": 1}})
+    with pytest.raises(ValueError, match="invalid config"):
+        layers.deserialize({"class_name": "Dense", "config": {"units": 1, "evil": 1}})
+    with pytest.raises(TypeError):
+        layers.deserialize(["Dense"])
+
+    class Twice(Layer):
+        def forward(self, x, training=False):
+            return 2 * x
+    clone = layers.deserialize({"class_name": "Twice", "config": {"name": "t"}},
+                               custom_objects={"Twice": Twice})
+    assert isinstance(clone, Twice) and clone.name == "t"
+
+
+def test_get():
+    assert isinstance(layers.get("flatten"), Flatten)
+    d = Dense(2)
+    assert layers.get(d) is d
+    assert isinstance(layers.get({"class_name": "Dropout", "config": {"rate": 0.1}}), Dropout)
+    with pytest.raises(ValueError, match="needs arguments"):
+        layers.get("dense")
+    with pytest.raises(TypeError):
+        layers.get(3)
