@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import backends, config
 
 # Make tests/ importable as a plain directory (for the helpers in gradcheck.py)
@@ -69,5 +68,3 @@ def rng():
     """A fresh, fixed-seed NumPy generator for test data."""
     return np.random.default_rng(1234)
 
-
-__all__ = ["BACKENDS", "fastnn"]
