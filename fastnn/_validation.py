@@ -88,7 +88,8 @@ def as_float_array(x, name: str, *, dtype=None, ndim=None, min_ndim=None, allow_
         raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {arr.shape}")
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one sample")
-    out = np.array(arr, dtype=dt, order="C", copy=True) if copy else np.ascontiguousarray(arr, dtype=dt)
+    # np.asarray(order="C") keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
+    out = np.array(arr, dtype=dt, order="C", copy=True) if copy else np.asarray(arr, dtype=dt, order="C")
     if not allow_nonfinite and kind == "f" and not np.isfinite(out).all():
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
