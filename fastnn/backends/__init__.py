@@ -24,7 +24,8 @@ Linear algebra
 Activations
     activation(x, name, param=None, axis=-1, out=None) -> y
     activation_backward(grad_y, x, y, name, param=None, axis=-1, out=None) -> grad_x
-        chain rule through the activation: x is its input, y its output.
+        chain rule through the activation: x is its input, y its output. ``x`` may be
+        None except for gelu/gelu_tanh (and leaky_relu/elu with a negative parameter).
 Dense layer (fused)
     dense_forward(x, kernel, bias, activation='linear', param=None, out=None,
                   preact_out=None) -> y
@@ -43,7 +44,9 @@ Losses (mean over the batch; weighted: sum(w_i * l_i) / batch_size, as Keras)
         names: mean_squared_error, mean_absolute_error, huber (param = delta, 1.0),
         binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy.
         With from_logits the gradient is with respect to the logits (fused, stable).
-        y_true for the sparse loss is an integer array of class indices.
+        y_true for the sparse loss is an integer array of class indices. The per-sample
+        loss is the mean over the non-batch axes (the cross-entropies sum the class
+        axis first).
         Probability inputs are clipped to [eps, 1 - eps], eps = 1e-7 (Keras).
     loss_value(name, y_pred, y_true, from_logits=False, sample_weight=None, param=None)
         -> float (no gradient; for evaluate)
