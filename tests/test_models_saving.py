@@ -361,6 +361,20 @@ def test_compile_settings_and_optimizer_state_are_restored(tmp_path):
     assert restored.loss.get_config() == model.loss.get_config()
 
 
+def test_metrics_are_restored(tmp_path):
+    utils.set_random_seed(9)
+    x, y = _data()
+    model = _model(metrics=["accuracy", "sparse_categorical_accuracy"])
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.fnn")
+    restored = load_model(tmp_path / "m.fnn")
+    assert [m.name for m in restored.compiled_metrics] == ["accuracy", "sparse_categorical_accuracy"]
+    assert ([type(m) for m in restored.compiled_metrics]
+            == [type(m) for m in model.compiled_metrics])
+    assert (restored.evaluate(x, y, verbose=0, return_dict=True)
+            == model.evaluate(x, y, verbose=0, return_dict=True))
+
+
 def test_training_resumes_bit_identically(tmp_path):
     # Same seed: fit 3 epochs straight == fit 2, save, load, fit 1 more.
     x, y = _data(n=70)

@@ -609,21 +609,22 @@ def _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where)
         from fastnn import losses, optimizers
         optimizer = optimizers.deserialize(compile_config["optimizer"], custom_objects)
         loss = losses.deserialize(compile_config["loss"])
-        model.compile(optimizer=optimizer, loss=loss, metrics=_metrics_from(compile_config["metrics"]))
+        model.compile(optimizer=optimizer, loss=loss,
+                      metrics=_metrics_from(compile_config["metrics"], custom_objects))
         state_layout = config.get("optimizer_state")
         if state_layout is not None:
             optimizer.set_state(_state_from_layout(state_layout, optimizer_tensors, where))
     return model
 
 
-def _metrics_from(entries):
+def _metrics_from(entries, custom_objects=None):
     if not isinstance(entries, list):
         raise ValueError("compile metrics must be a list")
     out = []
     for entry in entries:
         if isinstance(entry, dict):
             from fastnn import metrics as metrics_module
-            out.append(metrics_module.deserialize(entry))
+            out.append(metrics_module.deserialize(entry, custom_objects))
         elif isinstance(entry, str):
             out.append(entry)
         else:
