@@ -107,6 +107,7 @@ class Sequential(TrainingMixin):
             try:
                 self._build_layer(layer, self._layers[-2]._out_shape if len(self._layers) > 1
                                   else self._in_shape)
+                self._check_dtypes()
             except Exception:
                 self._layers.pop()
                 raise
@@ -167,14 +168,16 @@ class Sequential(TrainingMixin):
         for layer in self._layers:
             self._build_layer(layer, current)
             current = layer._out_shape
-        dtypes = {layer.dtype for layer in self._layers}
-        if len(dtypes) > 1:
-            detail = ", ".join(f"{layer.name}: {layer.dtype}" for layer in self._layers)
-            raise ValueError(f"all layers of a model must have the same dtype; got {detail}")
+        self._check_dtypes()
         self._in_shape = shape
         self._first_takes_flag = _takes_need_input_grad(self._layers[0])
         self.built = True
         self._invalidate_training_plan()
+
+    def _check_dtypes(self):
+        if len({layer.dtype for layer in self._layers}) > 1:
+            detail = ", ".join(f"{layer.name}: {layer.dtype}" for layer in self._layers)
+            raise ValueError(f"all layers of a model must have the same dtype; got {detail}")
 
     @property
     def input_shape(self):
