@@ -378,3 +378,23 @@ def test_bad_inputs_are_named():
 def test_bad_arguments_are_named(make, exc, word):
     with pytest.raises(exc, match=word):
         make()
+
+
+def test_serialize_custom_metric_classes_but_not_functions():
+    class Count(M.Metric):
+        def reset_state(self):
+            self.n = 0
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.n += len(y_true)
+
+        def result(self):
+            return float(self.n)
+
+    cfg = M.serialize(Count(name="count"))
+    assert cfg == {"class_name": "Count", "config": {"name": "count"}}
+    with pytest.raises(ValueError, match="unknown metric"):
+        M.deserialize(cfg)
+    assert M.deserialize(cfg, custom_objects={"Count": Count}).name == "count"
+    with pytest.raises(TypeError, match="cannot be serialized"):
+        M.serialize(M.get(lambda t, p: t - p))

@@ -121,9 +121,18 @@ def get(identifier, loss=None) -> Metric:
 
 
 def serialize(metric: Metric) -> dict:
-    """``{"class_name": ..., "config": ...}`` (JSON-able) for a built-in metric."""
-    if type(metric) not in _CLASSES.values():
-        raise TypeError(f"only fastnn's built-in metrics can be serialized, got {type(metric).__name__}")
+    """``{"class_name": ..., "config": ...}`` (JSON-able) for a metric object.
+
+    Built-in metrics deserialize by name; a custom ``Metric`` subclass needs
+    ``custom_objects={"ClassName": cls}`` in :func:`deserialize`. A metric made
+    from a plain function cannot be stored (the function is code): TypeError.
+    """
+    if not isinstance(metric, Metric):
+        raise TypeError(f"metric must be a fastnn.metrics.Metric, got {type(metric).__name__}")
+    if type(metric) is MeanMetricWrapper:
+        raise TypeError(
+            f"metric {metric.name!r} wraps a Python function, which cannot be serialized; "
+            "subclass fastnn.metrics.Metric (with get_config) and pass it in custom_objects when loading")
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
 
