@@ -1,0 +1,632 @@
+"""The fused training step and the fused predictor (the Python side of ``fastnn._fused``).
+
+For the common model -- a :class:`~fastnn.models.Sequential` of Dense,
+Activation, Dropout and Flatten layers with a built-in loss and optimizer --
+``fit`` need not go through Python for every layer of every step.
+:func:`fused_trainer_for` describes such a model once as a *plan* for the
+compiled loop of ``csrc/fused.pyx``: layer sizes, activation codes, the loss
+(with the softmax/sigmoid + cross-entropy fusion the model itself uses),
+the optimizer's rule and hyper-parameters, and the very arrays the per-op path
+works on -- the layers' parameters and gradients and the optimizer's state
+slots -- so no copy is ever synchronised: switching between the fused and the
+per-op path, saving, and resuming all see the same arrays. A chunk of steps
+(tens of milliseconds of work) then runs in one call without the GIL; Python
+only draws the dropout uniforms, evaluates the learning-rate schedule and
+reports progress, once per chunk.
+
+The numbers are those of the per-op path, bit for bit: the compiled loop calls
+the same kernels (csrc/kernels.pxd) with the same arguments in the same order,
+draws dropout masks from the same generators in the same order, and adds the
+loss the way ``fit`` does. What it declines (``explain`` says why, and ``fit``
+then runs the per-op path):
+
+* layers other than Dense, Activation, Dropout, Flatten and the input layer,
+  and activations given as Python callables;
+* weight constraints (``kernel_constraint``/``bias_constraint``): they are
+  NumPy code applied after every update;
+* custom losses, optimizers or regularizers (subclasses that override the
+  computation);
+* callbacks that must see every batch (the model's training loop checks this
+  before asking for a trainer).
+
+Threads: the plan gets ``fastnn.config.get_num_threads()`` and the same work
+threshold as :func:`fastnn.config.threads_for`; results do not depend on them.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fastnn import config, utils
+from fastnn.backends import ACTIVATION_CODES, ACTIVATION_DEFAULT_PARAM
+
+__all__ = ["explain", "fused_trainer_for", "FusedTrainer", "fused_predictor_for",
+           "FusedPredictor"]
+
+#: Seconds of work per compiled call: long enough that Python's share is negligible,
+#: short enough that the progress bar moves and Ctrl-C is honoured promptly.
+CHUNK_SECONDS = 0.03
+
+_SOFTMAX_NAMES = ("softmax", "log_softmax")
+
+
+def _fused_module():
+    """``fastnn._fused``, or None when it was not compiled."""
+    try:
+        from fastnn import _fused
+    except ImportError:
+        return None
+    return _fused
+
+
+def _threads():
+    """(max threads, parallel threshold) as fastnn.config decides them now."""
+    max_threads = config.get_num_threads() if config.openmp_enabled() else 1
+    return max_threads, config.PARALLEL_WORK_THRESHOLD
+
+
+# ---------------------------------------------------------------------------
+# What qualifies: layers, activations, loss, optimizer
+# ---------------------------------------------------------------------------
+
+def _activation_code(act, where):
+    """(code, param) of a backend activation object, or raise _Decline."""
+    from fastnn import activations
+    if not isinstance(act, activations.Activation) or not getattr(act, "fused", False):
+        raise _Decline(f"{where}: the activation {act!r} is a Python function")
+    if act.name in _SOFTMAX_NAMES and act.axis not in (-1, 1):
+        raise _Decline(f"{where}: {act.name} over axis {act.axis}")
+    param = act.param
+    if param is None:
+        param = ACTIVATION_DEFAULT_PARAM.get(act.name, 0.0)
+    return ACTIVATION_CODES[act.name], float(param)
+
+
+class _Decline(Exception):
+    """Why a model cannot run fused (internal: becomes explain()'s answer)."""
+
+
+def _check_regularizer(reg, where):
+    """(l1, l2) of a built-in L1/L2 regularizer, or None."""
+    if reg is None:
+        return None
+    from fastnn import regularizers
+    base = regularizers.Regularizer
+    if (not isinstance(reg, base) or type(reg).__call__ is not base.__call__
+            or type(reg).add_gradient is not base.add_gradient):
+        raise _Decline(f"{where}: custom regularizer {type(reg).__name__}")
+    return float(reg.l1), float(reg.l2)
+
+
+def _logits_loss(model):
+    """The from_logits loss the model fuses with its last activation, or None.
+
+    Asks the model (so both paths take the same decision) when it can.
+    """
+    if hasattr(model, "_logits_loss"):
+        return model._logits_loss()
+    return None  # pragma: no cover - every fastnn model has it
+
+
+def _loss_spec(model):
+    from fastnn import losses
+    from fastnn._kernels import LOSS_CODES
+    loss = model.loss
+    base = losses.Loss
+    if (not isinstance(loss, base) or type(loss).__module__ != losses.__name__
+            or type(loss).forward_backward is not base.forward_backward
+            or loss.op_name not in LOSS_CODES):
+        raise _Decline(f"loss {loss!r} is not a built-in loss")
+    fused = _logits_loss(model)
+    used = fused if fused is not None else loss
+    param = used.param
+    return used, {
+        "code": LOSS_CODES[used.op_name],
+        "from_logits": bool(used.from_logits),
+        "param": 1.0 if param is None else float(param),
+        "sparse": used.op_name == "sparse_categorical_crossentropy",
+        "logits_fused": fused is not None,
+    }
+
+
+def _optimizer_spec(opt):
+    from fastnn import optimizers as O
+    from fastnn import _fused
+    rules = {"sgd": (O.SGD, _fused.OPT_SGD), "adam": (O.Adam, _fused.OPT_ADAM),
+             "rmsprop": (O.RMSprop, _fused.OPT_RMSPROP), "adagrad": (O.Adagrad, _fused.OPT_ADAGRAD)}
+    rule = getattr(opt, "update_rule", None)
+    if not isinstance(opt, O.Optimizer) or rule not in rules:
+        raise _Decline(f"optimizer {type(opt).__name__} is not a built-in optimizer")
+    cls, code = rules[rule]
+    base = O.Optimizer
+    if (not isinstance(opt, cls) or type(opt)._update is not cls._update
+            or type(opt).apply is not base.apply or type(opt)._clip is not base._clip
+            or type(opt).current_learning_rate is not base.current_learning_rate
+            or type(opt).update_hyperparameters is not cls.update_hyperparameters):
+        raise _Decline(f"optimizer {type(opt).__name__} overrides the update")
+    hp = opt.update_hyperparameters()
+    if rule == "sgd":
+        h, flags = (hp["momentum"], hp["dampening"]), (hp["nesterov"],)
+    elif rule == "adam":
+        h, flags = (hp["beta_1"], hp["beta_2"], hp["epsilon"]), (hp["amsgrad"],)
+    elif rule == "rmsprop":
+        h, flags = (hp["rho"], hp["epsilon"], hp["momentum"]), (hp["centered"],)
+    else:
+        h, flags = (hp["epsilon"], hp["lr_decay"]), ()
+    if opt.clipvalue is not None:
+        clip = (_fused.CLIP_VALUE, opt.clipvalue)
+    elif opt.clipnorm is not None:
+        clip = (_fused.CLIP_NORM, opt.clipnorm)
+    elif opt.global_clipnorm is not None:
+        clip = (_fused.CLIP_GLOBAL_NORM, opt.global_clipnorm)
+    else:
+        clip = (_fused.CLIP_NONE, 0.0)
+    return {"code": code, "h": [float(v) for v in h], "flags": [bool(f) for f in flags],
+            "weight_decay": float(hp["weight_decay"]), "decoupled": bool(hp["decoupled_weight_decay"]),
+            "clip_kind": clip[0], "clip_value": float(clip[1])}
+
+
+def _state_arrays(rule, slots):
+    """The optimizer's state arrays in the order the fused update takes them."""
+    if rule == "sgd":
+        return [slots.get("momentum")]
+    if rule == "adam":
+        return [slots["momentum"], slots["velocity"], slots.get("velocity_hat")]
+    if rule == "rmsprop":
+        return [slots["velocity"], slots.get("momentum"), slots.get("average_gradient")]
+    return [slots["accumulator"]]
+
+
+def _layer_kinds():
+    from fastnn import layers as L
+    return L.Dense, L.Activation, L.Dropout, L.Flatten, L.InputLayer
+
+
+def _dense_nodes_common(model, where_prefix="layer"):
+    """Yield (index, layer, kind) after checking the layer types."""
+    Dense, Activation, Dropout, Flatten, InputLayer = _layer_kinds()
+    for i, layer in enumerate(model.layers):
+        where = f"{where_prefix} {i} ({layer.name})"
+        t = type(layer)
+        if t not in (Dense, Activation, Dropout, Flatten, InputLayer):
+            raise _Decline(f"{where}: {t.__name__} layers run on the per-op path")
+        yield i, layer, t, where
+
+
+# ---------------------------------------------------------------------------
+# The trainer
+# ---------------------------------------------------------------------------
+
+def explain(model, batch_size=32):
+    """Why ``model`` cannot train on the fused path, or None if it can.
+
+    Parameters
+    ----------
+    model : fastnn.models.Sequential
+        A compiled, built model.
+    batch_size : int
+    """
+    try:
+        _build_spec(model, batch_size)
+    except _Decline as exc:
+        return str(exc)
+    return None
+
+
+def _build_spec(model, batch_size):
+    """The plan of ``model`` as the arguments of ``fastnn._fused.Trainer``."""
+    _fused = _fused_module()
+    if _fused is None:
+        raise _Decline("the compiled module fastnn._fused is not available")
+    if not getattr(model, "built", False) or not model.layers:
+        raise _Decline("the model is not built")
+    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
+        raise _Decline("the model is not compiled with an optimizer and a loss")
+    Dense, Activation, Dropout, Flatten, InputLayer = _layer_kinds()
+    dtype = np.dtype(model.dtype)
+    if dtype not in (np.float32, np.float64):
+        raise _Decline(f"dtype {dtype}")
+    loss_obj, loss = _loss_spec(model)
+    opt = _optimizer_spec(model.optimizer)
+    layers = model.layers
+    n_in = int(np.prod(model._in_shape))
+    last = len(layers) - 1
+    out_act = getattr(layers[-1], "activation", None)
+
+    nodes, dense_params, width = [], [], n_in
+    trainable_before = False
+    streams = {}          # generator key -> stream index
+    stream_layers = []    # per stream: the layer whose generator it draws from (None: global)
+    for i, layer, t, where in _dense_nodes_common(model):
+        if t in (Flatten, InputLayer):
+            continue
+        if getattr(layer, "dtype", dtype) != dtype:
+            raise _Decline(f"{where}: dtype {layer.dtype} differs from the model's {dtype}")
+        fuse_here = loss["logits_fused"] and i == last
+        if t is Dense:
+            code, param = _activation_code(layer.activation, where)
+            if layer.kernel_constraint is not None or layer.bias_constraint is not None:
+                raise _Decline(f"{where}: weight constraints run on the per-op path")
+            kreg = _check_regularizer(layer.kernel_regularizer, where)
+            breg = _check_regularizer(layer.bias_regularizer, where)
+            trainable = bool(layer.trainable)
+            grads = layer.gradients if trainable else []
+            node = {"kind": _fused.NODE_DENSE, "n_in": width, "n_out": layer.units,
+                    "code": code, "bwd_code": code, "param": param,
+                    "keep_preact": bool(layer.activation.needs_input),
+                    "needs_input_grad": trainable_before,
+                    "kernel": layer.kernel, "bias": layer.bias,
+                    "grad_kernel": grads[0] if trainable else None,
+                    "grad_bias": grads[1] if trainable and layer.use_bias else None}
+            if fuse_here:
+                # forward_logits / backward_logits: the layer as if linear
+                node.update(code=ACTIVATION_CODES["linear"], bwd_code=ACTIVATION_CODES["linear"],
+                            keep_preact=False)
+            nodes.append(node)
+            if trainable:
+                regs = [kreg, breg] if layer.use_bias else [kreg]
+                for value, grad, reg in zip(layer.trainable_weights, grads, regs):
+                    dense_params.append((value, grad, reg, i))
+                trainable_before = True
+            width = layer.units
+        elif t is Activation:
+            code, param = _activation_code(layer.activation, where)
+            if fuse_here:
+                continue  # forward_logits passes z through; the loss takes it
+            nodes.append({"kind": _fused.NODE_ACTIVATION, "n_in": width, "n_out": width,
+                          "code": code, "bwd_code": code, "param": param,
+                          "needs_input_grad": trainable_before})
+        else:  # Dropout
+            if layer.rate == 0:
+                continue  # the identity, and no mask is drawn
+            own = getattr(layer, "_rng", None)
+            key = id(layer) if own is not None else "global"
+            if key not in streams:
+                streams[key] = len(streams)
+                stream_layers.append(layer if own is not None else None)
+            nodes.append({"kind": _fused.NODE_DROPOUT, "n_in": width, "n_out": width,
+                          "rate": float(layer.rate), "stream": streams[key],
+                          "needs_input_grad": trainable_before})
+    if not nodes:
+        raise _Decline("the model has no Dense, Activation or Dropout layer")
+    if len(streams) > 16:
+        raise _Decline("more than 16 dropout generators")
+    if loss["logits_fused"]:
+        loss["out_code"], loss["out_param"] = _activation_code(out_act, "output activation")
+
+    # parameters in the optimizer's order (model.trainable_weights), with its state
+    model_params = model.trainable_weights
+    if [id(p) for p, _, _, _ in dense_params] != [id(p) for p in model_params]:
+        raise _Decline("the trainable weights are not those of the Dense layers")
+    optimizer = model.optimizer
+    try:
+        optimizer.build(model_params)
+    except (TypeError, ValueError) as exc:
+        raise _Decline(f"optimizer state does not fit the model ({exc})") from None
+    params = []
+    for k, (value, grad, reg, layer_index) in enumerate(dense_params):
+        state = _state_arrays(optimizer.update_rule, optimizer.slots[k])
+        for s in state:
+            if s is not None and (s.dtype != dtype or s.shape != value.shape
+                                  or not s.flags.c_contiguous or not s.flags.writeable):
+                raise _Decline(f"optimizer state of parameter {k} is not a writeable "
+                               f"C-contiguous {dtype} array of its shape")
+        params.append({"value": value, "grad": grad, "state": state,
+                       "regularized": reg is not None,
+                       "l1": reg[0] if reg else 0.0, "l2": reg[1] if reg else 0.0,
+                       "layer": layer_index})
+    max_threads, threshold = _threads()
+    kwargs = dict(dtype=dtype, batch_size=int(batch_size), n_in=n_in, n_out=width,
+                  nodes=nodes, params=params, loss=loss, optimizer=opt,
+                  max_threads=max_threads, parallel_threshold=threshold)
+    return kwargs, stream_layers, loss_obj
+
+
+def fused_trainer_for(model, batch_size):
+    """A :class:`FusedTrainer` for ``model``, or None when it does not qualify.
+
+    :func:`explain` gives the reason for None.
+    """
+    try:
+        return FusedTrainer(model, batch_size)
+    except _Decline:
+        return None
+
+
+def _exact_in_chunks(metric, n_out, weighted):
+    """True if updating ``metric`` once per chunk gives exactly the per-batch state.
+
+    Unweighted means of per-sample values in {0, 1} add exactly, in any grouping;
+    anything else is updated batch by batch, as the per-op path does.
+    """
+    if weighted:
+        return False
+    from fastnn import metrics as M
+    names = ("SparseCategoricalAccuracy", "CategoricalAccuracy", "TopKCategoricalAccuracy",
+             "SparseTopKCategoricalAccuracy", "InferredAccuracy")
+    t = type(metric)
+    if t.__module__.startswith(M.__name__) and t.__name__ in names:
+        return n_out > 1 or t.__name__ != "InferredAccuracy"
+    if t.__module__.startswith(M.__name__) and t.__name__ == "BinaryAccuracy":
+        return n_out == 1
+    return False
+
+
+class FusedTrainer:
+    """Runs ``fit``'s epochs for one model through the compiled training loop.
+
+    Parameters
+    ----------
+    model : fastnn.models.Sequential
+        Compiled and built; see the module docstring for what qualifies.
+    batch_size : int
+
+    Raises
+    ------
+    _Decline
+        (internal) when the model does not qualify; use :func:`fused_trainer_for`.
+
+    Notes
+    -----
+    The plan points at the model's live arrays. Before every chunk the trainer
+    checks that the layers' weights, gradients and the optimizer's state are
+    still the same array objects (``set_weights`` and ``set_state`` may replace
+    them) and rebuilds the plan if not.
+    """
+
+    def __init__(self, model, batch_size):
+        self.model = model
+        self.batch_size = int(batch_size)
+        self._steps_per_chunk = 4      # first guess; adapted to CHUNK_SECONDS
+        self._build()
+
+    # -- plan ---------------------------------------------------------------------
+    def _build(self):
+        from fastnn import _fused
+        kwargs, self._stream_layers, self._loss_obj = _build_spec(self.model, self.batch_size)
+        self._trainer = _fused.Trainer(**kwargs)
+        self._dtype = kwargs["dtype"]
+        self._n_out = kwargs["n_out"]
+        self._sparse = kwargs["loss"]["sparse"]
+        self._threads = (kwargs["max_threads"], kwargs["parallel_threshold"])
+        # per dropout generator, the values one sample draws (sum of its layers' widths)
+        self._stream_widths = [0] * len(self._stream_layers)
+        for spec in kwargs["nodes"]:
+            if spec["kind"] == _fused.NODE_DROPOUT:
+                self._stream_widths[spec["stream"]] += spec["n_out"]
+        self._identity = self._live_arrays()
+
+    def _live_arrays(self):
+        """The arrays the plan points into, as a tuple to compare by identity."""
+        model = self.model
+        opt = model.optimizer
+        arrays = list(model.trainable_weights) + list(model.gradients)
+        for slots in opt.slots[:len(model.trainable_weights)]:
+            if slots is not None:
+                arrays.extend(slots.values())
+        for layer in model.layers:
+            arrays.extend(layer.weights)
+        return tuple(arrays)
+
+    def _refresh(self):
+        live = self._live_arrays()
+        if len(live) != len(self._identity) or any(a is not b for a, b in zip(live, self._identity)):
+            self._build()
+        threads = _threads()
+        if threads != self._threads:
+            self._trainer.set_threads(*threads)
+            self._threads = threads
+
+    # -- one chunk ------------------------------------------------------------------
+    def _learning_rates(self, steps):
+        """The learning rate of each step of the chunk, as the optimizer would use it."""
+        from fastnn.optimizers import schedules
+        opt = self.model.optimizer
+        lr = opt.learning_rate
+        it = opt.iterations
+        if isinstance(lr, schedules.LearningRateSchedule):
+            # one scalar call per step, exactly as current_learning_rate() makes it
+            return np.array([float(lr(it + s)) for s in range(steps)], dtype=np.float64)
+        return np.full(steps, float(lr), dtype=np.float64)
+
+    def _uniforms(self, start, stop):
+        """Per dropout generator, the uniforms the chunk's masks consume, in draw order."""
+        widths = self._stream_widths
+        out = []
+        for k, layer in enumerate(self._stream_layers):
+            rng = utils.rng() if layer is None else layer._rng
+            # per step, per layer: rng.random((n_b, width)); consecutive draws of
+            # float64 uniforms concatenate, so one call gives the same numbers
+            out.append(rng.random((stop - start) * widths[k]))
+        return out
+
+    def run_chunk(self, x, y, sample_weight, order, start, stop, loss_sum=0.0, pred_out=None):
+        """Train on the batches ``[start, stop)`` of the epoch's order.
+
+        Parameters
+        ----------
+        x : ndarray (samples, features...)
+            Validated inputs of the model's dtype.
+        y : ndarray
+            Validated targets (int64 labels for the sparse loss, else the output shape).
+        sample_weight : ndarray (samples,) or None
+        order : int64 ndarray (samples,) or None
+            The epoch's permutation (None: in order).
+        start, stop : int
+            Sample positions in the order; ``start`` is a multiple of the batch
+            size, ``stop`` too or the number of samples.
+        loss_sum : float
+            Running sum of (loss + penalties) * batch size, updated and returned.
+        pred_out : ndarray (stop - start, outputs) or None
+            Receives the model's outputs, for the metrics.
+
+        Returns
+        -------
+        (float, int)
+            The updated loss sum and the number of steps done.
+        """
+        self._refresh()
+        steps = -(-(stop - start) // self.batch_size)
+        n = x.shape[0]
+        xs = x.reshape(n, -1)
+        ys = y.reshape(n) if self._sparse else y.reshape(n, -1)
+        lrs = self._learning_rates(steps)
+        uniforms = self._uniforms(start, stop)
+        opt = self.model.optimizer
+        loss_sum, done = self._trainer.run(xs, ys, sample_weight, order, start, stop, lrs,
+                                           opt.iterations, uniforms, pred_out, loss_sum)
+        opt.iterations += done
+        return loss_sum, done
+
+    # -- fit's runner interface -----------------------------------------------------------
+    def train_epoch(self, x, y, sample_weight, order, batch_size, callbacks):
+        """One epoch of ``fit`` (the runner interface of fastnn.models.training).
+
+        Batch hooks are called once per chunk (``on_train_batch_begin`` with its first
+        batch, ``on_train_batch_end`` with its last and the running logs); the loop
+        stops after the chunk in which ``model.stop_training`` was set.
+
+        Returns
+        -------
+        dict
+            ``{'loss': mean of (loss + penalties) weighted by batch size, metric: value}``.
+        """
+        if int(batch_size) != self.batch_size:
+            raise ValueError(f"this trainer was built for batch_size={self.batch_size}, got {batch_size}")
+        model = self.model
+        n = x.shape[0]
+        metrics = list(model.compiled_metrics)
+        for m in metrics:
+            m.reset_state()
+        if order is not None:
+            order = np.ascontiguousarray(order, dtype=np.int64)
+        chunked = [_exact_in_chunks(m, self._n_out, sample_weight is not None) for m in metrics]
+        loss_sum, seen, start, batch = 0.0, 0, 0, 0
+        logs = {"loss": float("nan")}
+        bs = self.batch_size
+        while start < n:
+            steps = max(1, self._steps_per_chunk)
+            stop = min(n, start + steps * bs)
+            steps = -(-(stop - start) // bs)
+            pred = np.empty((stop - start, self._n_out), self._dtype) if metrics else None
+            callbacks.on_train_batch_begin(batch)
+            t0 = time.perf_counter()
+            loss_sum, done = self.run_chunk(x, y, sample_weight, order, start, stop, loss_sum, pred)
+            self._adapt(time.perf_counter() - t0, done)
+            if metrics:
+                rows = slice(start, stop) if order is None else order[start:stop]
+                yc = y[rows]
+                wc = None if sample_weight is None else sample_weight[rows]
+                for m, whole in zip(metrics, chunked):
+                    if whole:
+                        m.update_state(yc, pred, sample_weight=wc)
+                    else:
+                        for b0 in range(0, stop - start, bs):
+                            sl = slice(b0, b0 + bs)
+                            m.update_state(yc[sl], pred[sl],
+                                           sample_weight=None if wc is None else wc[sl])
+            seen += stop - start
+            batch += steps
+            logs = {"loss": loss_sum / seen if seen else float("nan")}
+            for m in metrics:
+                logs[m.name] = float(m.result())
+            callbacks.on_train_batch_end(batch - 1, logs)
+            start = stop
+            if model.stop_training:
+                break
+        return logs
+
+    def _adapt(self, seconds, steps):
+        """Size the next chunk to about CHUNK_SECONDS of work."""
+        if steps <= 0:
+            return
+        per_step = max(seconds / steps, 1e-7)
+        target = int(CHUNK_SECONDS / per_step)
+        # grow gently (timings of tiny chunks are noisy), shrink at once
+        self._steps_per_chunk = max(1, min(target, 4 * self._steps_per_chunk))
+
+
+# ---------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------
+
+def fused_predictor_for(model):
+    """A :class:`FusedPredictor` for ``model``'s inference, or None when it does not qualify
+    (layers other than Dense / Activation / Dropout / Flatten / input, Python activations,
+    mixed dtypes, an unbuilt model, or no compiled module)."""
+    try:
+        return FusedPredictor(model)
+    except _Decline:
+        return None
+
+
+class FusedPredictor:
+    """``model``'s forward pass at inference, the whole stack in one compiled call.
+
+    Dropout is the identity at inference and Flatten a reshape, so only Dense
+    layers (GEMM with the bias + activation epilogue) and Activation layers
+    remain. Up to ``block`` rows run through the stack at once in a
+    preallocated workspace (one-sample latency is a few microseconds); larger
+    inputs are cut into blocks of rows shared between the threads, each block
+    going through the whole stack while it is in cache.
+
+    Parameters
+    ----------
+    model : fastnn.models.Sequential
+        Built.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._build()
+
+    def _build(self):
+        _fused = _fused_module()
+        if _fused is None:
+            raise _Decline("the compiled module fastnn._fused is not available")
+        model = self.model
+        if not getattr(model, "built", False) or not model.layers:
+            raise _Decline("the model is not built")
+        Dense, Activation, Dropout, Flatten, InputLayer = _layer_kinds()
+        dtype = np.dtype(model.dtype)
+        n_in = int(np.prod(model._in_shape))
+        nodes, width = [], n_in
+        for i, layer, t, where in _dense_nodes_common(model):
+            if t in (Flatten, InputLayer, Dropout):
+                continue
+            if layer.dtype != dtype:
+                raise _Decline(f"{where}: dtype {layer.dtype} differs from the model's {dtype}")
+            code, param = _activation_code(layer.activation, where)
+            if t is Dense:
+                nodes.append({"kind": _fused.NODE_DENSE, "n_in": width, "n_out": layer.units,
+                              "code": code, "param": param, "kernel": layer.kernel,
+                              "bias": layer.bias})
+                width = layer.units
+            else:
+                nodes.append({"kind": _fused.NODE_ACTIVATION, "n_in": width, "n_out": width,
+                              "code": code, "param": param})
+        if not nodes:
+            raise _Decline("the model has no Dense or Activation layer")
+        self._threads = _threads()
+        self._impl = _fused.Predictor(dtype, n_in, nodes, self._threads[0], self._threads[1])
+        self._arrays = tuple(w for layer in model.layers for w in layer.weights)
+        self._out_shape = tuple(model.layers[-1]._out_shape)
+        self._dtype = dtype
+
+    def predict(self, x):
+        """The model's outputs for a validated batch ``x`` (samples, features...).
+
+        ``x`` should be a C-contiguous array of the model's dtype (anything else
+        is converted first). Returns a new array of shape (samples,) + output shape.
+        """
+        arrays = tuple(w for layer in self.model.layers for w in layer.weights)
+        if len(arrays) != len(self._arrays) or any(a is not b for a, b in zip(arrays, self._arrays)):
+            self._build()
+        threads = _threads()
+        if threads != self._threads:
+            self._impl.set_threads(*threads)
+            self._threads = threads
+        n = x.shape[0]
+        y = self._impl.predict(x if x.ndim == 2 else x.reshape(n, -1))
+        return y if len(self._out_shape) == 1 else y.reshape((n,) + self._out_shape)
