@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from fastnn._validation import check_float, check_int, lookup
+from fastnn._validation import check_float, lookup
 
 __all__ = [
     "LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "InverseTimeDecay",
