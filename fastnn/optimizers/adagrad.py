@@ -33,7 +33,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name="Adagrad"):
+                 name="adagrad"):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
         self.initial_accumulator_value = check_float(
             initial_accumulator_value, "initial_accumulator_value", minimum=0.0)

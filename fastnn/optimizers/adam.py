@@ -36,7 +36,7 @@ class Adam(Optimizer):
     update_rule = "adam"
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name="Adam"):
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name="adam"):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
         self.beta_1 = check_float(beta_1, "beta_1", minimum=0.0, maximum=1.0, max_inclusive=False)
         self.beta_2 = check_float(beta_2, "beta_2", minimum=0.0, maximum=1.0, max_inclusive=False)
@@ -69,7 +69,7 @@ class AdamW(Adam):
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name="AdamW"):
+                 name="adamw"):
         weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, clipnorm,
                          clipvalue, global_clipnorm, name)

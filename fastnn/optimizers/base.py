@@ -77,7 +77,8 @@ class Optimizer:
     global_clipnorm : float, optional
         Scale all gradients together so their joint L2 norm is at most this.
     name : str, optional
-        Defaults to the class name.
+        Defaults to Keras's name for the optimizer ('SGD', 'adam', 'adamw',
+        'rmsprop', 'adagrad'); the class name for other subclasses.
 
     At most one of ``clipnorm``, ``clipvalue`` and ``global_clipnorm`` may be set.
     """
