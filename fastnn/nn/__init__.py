@@ -1,0 +1,13 @@
+"""``fastnn.nn``: PyTorch-style modules (``Module``, ``Linear``, ``Sequential``, losses...).
+
+>>> from fastnn import nn
+>>> net = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+>>> loss = nn.CrossEntropyLoss()(net(x), y)
+
+``fastnn.nn.functional`` holds the same operations as functions.
+"""
+from fastnn.nn import functional
+from fastnn.nn.modules import *  # noqa: F401,F403
+from fastnn.nn.modules import __all__ as _modules_all
+
+__all__ = ["functional"] + list(_modules_all)

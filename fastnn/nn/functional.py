@@ -1,0 +1,419 @@
+"""``fastnn.nn.functional``: the PyTorch-style functions, on the backend ops.
+
+Every function takes :class:`fastnn.Tensor` inputs (NumPy arrays and lists are
+accepted and converted) and records its backward on the tape:
+
+* activations call the backend's ``activation`` / ``activation_backward``;
+* :func:`linear` is the backend's fused ``dense_forward`` / ``dense_backward``;
+* losses call the backend's ``loss`` op, which returns the mean loss over the
+  batch and its gradient in one pass (softmax + cross-entropy fused and
+  stable). ``reduction='sum'`` rescales both; ``reduction='none'`` is composed
+  from tensor operations so that each element's loss keeps its own gradient.
+
+Loss formulas and their clipping are those of the backend (Keras's): the
+probability inputs of :func:`binary_cross_entropy` are clipped to
+``[1e-7, 1 - 1e-7]``, where PyTorch instead bounds ``log`` below by -100; the
+two agree except for probabilities within 1e-7 of 0 or 1.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+from fastnn._validation import as_float_array, as_label_array, check_float, lookup
+from fastnn.tensor import Tensor, _ops, _record, activation
+
+__all__ = [
+    "relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "leaky_relu", "softplus",
+    "linear", "dropout", "mse_loss", "l1_loss", "cross_entropy", "nll_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+]
+
+_REDUCTIONS = {"mean": "mean", "sum": "sum", "none": "none"}
+
+# Keras's epsilon, the backend's clipping of probabilities (see fastnn.backends).
+_PROB_EPSILON = 1e-7
+
+
+# ----------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------
+
+def _as_input(x, name="input", dtype=None):
+    """``x`` as a float Tensor: Tensors pass through, arrays and lists are validated.
+
+    NumPy float arrays keep float32/float64 unless ``dtype`` asks for another
+    type; ints, bools and uint8 become ``dtype`` (default ``config.floatx()``).
+    """
+    if isinstance(x, Tensor):
+        if x.data.dtype.kind != "f":
+            raise TypeError(f"{name} must be a float tensor, got dtype {x.data.dtype}")
+        return x
+    if dtype is None and isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64):
+        dtype = x.dtype
+    return Tensor._wrap(as_float_array(x, name, dtype=dtype))
+
+
+def _softmax_dim(dim, ndim, fname):
+    """PyTorch's implicit softmax dimension (with its warning) when ``dim`` is None."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"implicit dimension choice for {fname} is deprecated; pass dim=",
+                  UserWarning, stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+# ----------------------------------------------------------------------------
+# Activations
+# ----------------------------------------------------------------------------
+
+def relu(input):
+    """max(x, 0), elementwise."""
+    return activation(_as_input(input), "relu")
+
+
+def sigmoid(input):
+    """1 / (1 + e^-x), elementwise."""
+    return activation(_as_input(input), "sigmoid")
+
+
+def tanh(input):
+    """Hyperbolic tangent, elementwise."""
+    return activation(_as_input(input), "tanh")
+
+
+def softmax(input, dim=None):
+    """e^x_i / sum_j e^x_j along ``dim`` (rows of a batch: ``dim=1``)."""
+    x = _as_input(input)
+    dim = _softmax_dim(dim, x.ndim, "softmax")
+    return x.softmax(dim)
+
+
+def log_softmax(input, dim=None):
+    """x_i - log sum_j e^x_j along ``dim``, computed without overflow."""
+    x = _as_input(input)
+    dim = _softmax_dim(dim, x.ndim, "log_softmax")
+    return x.log_softmax(dim)
+
+
+def gelu(input, approximate="none"):
+    """x * Phi(x) (``approximate='tanh'``: the tanh approximation)."""
+    name = lookup("approximate", approximate, {"none": "gelu", "tanh": "gelu_tanh"})
+    return activation(_as_input(input), name)
+
+
+def elu(input, alpha=1.0):
+    """x for x > 0, alpha * (e^x - 1) otherwise."""
+    alpha = check_float(alpha, "alpha")
+    return activation(_as_input(input), "elu", param=alpha)
+
+
+def leaky_relu(input, negative_slope=0.01):
+    """x for x > 0, negative_slope * x otherwise (PyTorch's default slope 0.01)."""
+    negative_slope = check_float(negative_slope, "negative_slope")
+    return activation(_as_input(input), "leaky_relu", param=negative_slope)
+
+
+def softplus(input):
+    """log(1 + e^x), elementwise (``beta=1``)."""
+    return activation(_as_input(input), "softplus")
+
+
+# ----------------------------------------------------------------------------
+# Layers
+# ----------------------------------------------------------------------------
+
+def _as_param(w, name, dtype=None):
+    if isinstance(w, Tensor):
+        return w
+    return Tensor._wrap(as_float_array(w, name, dtype=dtype))
+
+
+def linear(input, weight, bias=None):
+    """``y = x @ weight.T + bias``, one fused backend call each way.
+
+    Parameters
+    ----------
+    input : Tensor or array_like, shape (..., in_features)
+    weight : Tensor, shape (out_features, in_features)
+    bias : Tensor, shape (out_features,), optional
+
+    Notes
+    -----
+    The backend's dense op takes the kernel as an (in, out) C-contiguous matrix.
+    ``weight.T`` is exactly that when the weight is stored column-major, which
+    is how :class:`fastnn.nn.Linear` allocates it, so no copy is made; any other
+    layout is copied for the call.
+    """
+    weight = _as_param(weight, "weight")
+    W = weight.data
+    if W.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {W.shape}")
+    x = _as_input(input, "input", dtype=W.dtype)
+    X = x.data
+    in_features = W.shape[1]
+    if X.ndim == 0 or X.shape[-1] != in_features:
+        raise ValueError(
+            f"linear: input has shape {X.shape} but the weight {W.shape} expects "
+            f"{in_features} features in the last dimension"
+        )
+    if bias is not None:
+        bias = _as_param(bias, "bias", dtype=W.dtype)
+        if bias.data.shape != (W.shape[0],):
+            raise ValueError(f"linear: bias must have shape ({W.shape[0]},), got {bias.data.shape}")
+    if X.dtype != W.dtype:
+        X = X.astype(W.dtype)
+    in_shape = X.shape
+    X2 = X if X.ndim == 2 else X.reshape(-1, in_features)
+    if not X2.flags.c_contiguous:
+        X2 = np.ascontiguousarray(X2)
+    kernel = W.T
+    if not kernel.flags.c_contiguous:
+        kernel = np.ascontiguousarray(kernel)
+    B = None if bias is None else bias.data
+    ops = _ops()
+    y = ops.dense_forward(X2, kernel, B)
+    if X.ndim != 2:
+        y = y.reshape(in_shape[:-1] + (W.shape[0],))
+
+    def backward(g):
+        # dW^T = x^T g (written as the (in, out) kernel gradient), db = sum g, dx = g W.
+        g2 = np.ascontiguousarray(g.reshape(X2.shape[0], W.shape[0]))
+        grad_kernel = np.empty_like(kernel) if weight.requires_grad else None
+        grad_bias = np.empty_like(B) if bias is not None and bias.requires_grad else None
+        grad_x = ops.dense_backward(g2, X2, kernel, g2, None, "linear",
+                                    grad_kernel=grad_kernel, grad_bias=grad_bias,
+                                    need_input_grad=x.requires_grad)
+        if grad_x is not None and grad_x.shape != in_shape:
+            grad_x = grad_x.reshape(in_shape)
+        return grad_x, (None if grad_kernel is None else grad_kernel.T), grad_bias
+
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return _record(y, parents, backward)
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (training only).
+
+    The mask comes from the backend's ``dropout_mask`` with fastnn's generator
+    (:func:`fastnn.manual_seed` makes it reproducible).
+    """
+    p = check_float(p, "p", minimum=0.0, maximum=1.0)
+    x = _as_input(input)
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        mask = np.zeros(x.data.shape, dtype=x.data.dtype)
+    else:
+        from fastnn import utils
+        mask = _ops().dropout_mask(x.data.shape, p, utils.rng(), x.data.dtype)
+    return _record(x.data * mask, (x,), lambda g: (g * mask,))
+
+
+# ----------------------------------------------------------------------------
+# Losses
+# ----------------------------------------------------------------------------
+
+def _reduction(reduction):
+    return lookup("reduction", reduction, _REDUCTIONS)
+
+
+def _loss_result(x, value, grad, scale=1.0, target=None, target_grad_sign=0):
+    """A scalar tensor ``scale * value`` whose backward hands ``scale * grad`` to ``x``.
+
+    ``target_grad_sign = -1`` also gives a target that requires grad the
+    gradient ``-scale * grad`` (losses of ``x - target``).
+    """
+    if scale != 1.0:
+        value = value * scale
+        grad = grad * scale
+    out = np.asarray(value, dtype=x.data.dtype)
+
+    if target is not None and target_grad_sign and target.requires_grad:
+        def backward(g):
+            gx = grad if g == 1 else grad * g
+            return gx, (-gx).reshape(target.data.shape)
+        return _record(out, (x, target), backward)
+    return _record(out, (x,), lambda g: (grad if g == 1 else grad * g,))
+
+
+def _float_target(target, x, fname):
+    """(target tensor, its array) for elementwise losses: same shape as the input."""
+    t = target if isinstance(target, Tensor) else Tensor._wrap(
+        as_float_array(target, "target", dtype=x.data.dtype, allow_empty=True))
+    T = t.data
+    if T.shape != x.data.shape:
+        raise ValueError(
+            f"{fname}: target shape {T.shape} differs from input shape {x.data.shape}; "
+            "reshape one of them (broadcasting here is almost always a bug)"
+        )
+    if T.dtype != x.data.dtype:
+        T = T.astype(x.data.dtype)
+    return t, T
+
+
+def _rows(a):
+    """``a`` as a 2-D (samples, elements) array for the backend's batch losses."""
+    if a.ndim == 2:
+        return a
+    if a.ndim < 2:
+        return a.reshape(-1, 1)
+    return a.reshape(a.shape[0], -1)
+
+
+def _elementwise_loss(name, input, target, reduction, fname, grad_to_target):
+    x = _as_input(input)
+    reduction = _reduction(reduction)
+    t, T = _float_target(target, x, fname)
+    if x.data.size == 0:
+        raise ValueError(f"{fname}: input is empty")
+    if reduction == "none":
+        return None, x, t
+    X = x.data
+    value, grad = _ops().loss(name, _rows(np.ascontiguousarray(X)), _rows(np.ascontiguousarray(T)))
+    grad = grad.reshape(X.shape)
+    # The op's value is the mean over all elements; 'sum' is that times their count.
+    scale = float(X.size) if reduction == "sum" else 1.0
+    return _loss_result(x, value, grad, scale, t, -1 if grad_to_target else 0), x, t
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean (or sum, or elementwise) squared error ``(input - target)^2``."""
+    result, x, t = _elementwise_loss("mean_squared_error", input, target, reduction,
+                                     "mse_loss", grad_to_target=True)
+    if result is None:
+        diff = x - t
+        return diff * diff
+    return result
+
+
+def l1_loss(input, target, reduction="mean"):
+    """Mean (or sum, or elementwise) absolute error ``|input - target|``."""
+    result, x, t = _elementwise_loss("mean_absolute_error", input, target, reduction,
+                                     "l1_loss", grad_to_target=True)
+    if result is None:
+        return (x - t).abs()
+    return result
+
+
+def binary_cross_entropy(input, target, reduction="mean"):
+    """-[t log p + (1 - t) log(1 - p)] for probabilities ``p`` in [0, 1].
+
+    Probabilities are clipped to [1e-7, 1 - 1e-7] (see the module notes).
+    """
+    x = _as_input(input)
+    X = x.data
+    if X.size and (X.min() < 0 or X.max() > 1):
+        raise ValueError(
+            "binary_cross_entropy: input must hold probabilities in [0, 1]; for raw scores "
+            "use binary_cross_entropy_with_logits (nn.BCEWithLogitsLoss)"
+        )
+    result, x, t = _elementwise_loss("binary_crossentropy", x, target, reduction,
+                                     "binary_cross_entropy", grad_to_target=False)
+    if result is None:
+        p = x.clamp(_PROB_EPSILON, 1 - _PROB_EPSILON)
+        t = t.detach()
+        return -(t * p.log() + (1 - t) * (1 - p).log())
+    return result
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+    """Binary cross-entropy of ``sigmoid(input)``, computed from the logits (stable)."""
+    x = _as_input(input)
+    reduction = _reduction(reduction)
+    t, T = _float_target(target, x, "binary_cross_entropy_with_logits")
+    if reduction == "none":
+        # -[t log s(x) + (1-t) log(1 - s(x))] = softplus(x) - t x
+        return activation(x, "softplus") - x * t.detach()
+    X = x.data
+    value, grad = _ops().loss("binary_crossentropy", _rows(np.ascontiguousarray(X)),
+                                 _rows(np.ascontiguousarray(T)), from_logits=True)
+    scale = float(X.size) if reduction == "sum" else 1.0
+    return _loss_result(x, value, grad.reshape(X.shape), scale)
+
+
+def _looks_like_probabilities(X):
+    """True if every row of ``X`` is non-negative and sums to 1 (a softmax output).
+
+    The first row is tested alone first, so logits cost two tiny reductions.
+    """
+    first = X[0]
+    if abs(float(first.sum()) - 1.0) > 1e-3 or float(first.min()) < 0:
+        return False
+    return bool(X.min() >= 0 and np.all(np.abs(X.sum(axis=1) - 1.0) <= 1e-3))
+
+
+def _class_scores(input, fname):
+    x = _as_input(input)
+    if x.data.ndim == 1:
+        x = x.reshape(1, -1)
+    if x.data.ndim != 2:
+        raise ValueError(
+            f"{fname}: input must be (batch, classes) scores, got shape {x.data.shape}"
+        )
+    if x.data.shape[0] == 0:
+        raise ValueError(f"{fname}: input is empty")
+    return x
+
+
+def cross_entropy(input, target, reduction="mean"):
+    """Softmax cross-entropy from logits, as ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    input : Tensor, shape (batch, classes)
+        Raw, unnormalised scores (logits). Do not apply softmax first: this
+        function applies log-softmax itself, and warns if the rows already
+        look like probability distributions.
+    target : array_like
+        Class indices, shape (batch,) (ints); or class probabilities of the
+        same shape as ``input`` (floats).
+    reduction : {'mean', 'sum', 'none'}
+    """
+    x = _class_scores(input, "cross_entropy")
+    reduction = _reduction(reduction)
+    X = x.data
+    n, classes = X.shape
+    if classes > 1 and _looks_like_probabilities(X):
+        warnings.warn(
+            "cross_entropy / CrossEntropyLoss expects raw logits and applies log-softmax itself, "
+            "but every row of its input is already a probability distribution: softmax seems to "
+            "be applied twice (e.g. torch.softmax at the end of forward). Return the logits "
+            "instead; apply softmax only for predictions.",
+            UserWarning, stacklevel=3,
+        )
+    target_array = target.data if isinstance(target, Tensor) else target
+    soft = (isinstance(target_array, np.ndarray) and target_array.dtype.kind == "f"
+            and target_array.shape == X.shape)
+    if soft:
+        T = as_float_array(target_array, "target", dtype=X.dtype)
+        if reduction == "none":
+            return -(Tensor._wrap(T) * x.log_softmax(1)).sum(1)
+        value, grad = _ops().loss("categorical_crossentropy", np.ascontiguousarray(X), T,
+                                     from_logits=True)
+    else:
+        labels = as_label_array(target_array, "target", num_classes=classes)
+        if labels.shape[0] != n:
+            raise ValueError(f"cross_entropy: input has {n} rows but target has {labels.shape[0]} labels")
+        if reduction == "none":
+            return -x.log_softmax(1)[np.arange(n), labels]
+        value, grad = _ops().loss("sparse_categorical_crossentropy", np.ascontiguousarray(X),
+                                     labels, from_logits=True)
+    return _loss_result(x, value, grad, float(n) if reduction == "sum" else 1.0)
+
+
+def nll_loss(input, target, reduction="mean"):
+    """Negative log-likelihood ``-input[i, target_i]`` of log-probabilities (after log_softmax)."""
+    x = _class_scores(input, "nll_loss")
+    reduction = _reduction(reduction)
+    n, classes = x.data.shape
+    labels = as_label_array(target.data if isinstance(target, Tensor) else target, "target",
+                            num_classes=classes)
+    if labels.shape[0] != n:
+        raise ValueError(f"nll_loss: input has {n} rows but target has {labels.shape[0]} labels")
+    picked = -x[np.arange(n), labels]
+    if reduction == "none":
+        return picked
+    return picked.sum() if reduction == "sum" else picked.mean()
