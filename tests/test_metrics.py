@@ -398,3 +398,16 @@ def test_serialize_custom_metric_classes_but_not_functions():
     assert M.deserialize(cfg, custom_objects={"Count": Count}).name == "count"
     with pytest.raises(TypeError, match="cannot be serialized"):
         M.serialize(M.get(lambda t, p: t - p))
+
+
+def test_mean_weighted_and_from_totals():
+    m = M.Mean()
+    m.update_state([1.0, 2.0, 3.0])
+    m.update_state([10.0], sample_weight=[3.0])
+    assert m.result() == pytest.approx((6.0 + 30.0) / 6.0)
+    m.update_state_from_totals(4.0, 2.0)
+    assert m.result() == pytest.approx(40.0 / 8.0)
+    with pytest.raises(TypeError, match="total"):
+        m.update_state_from_totals("4", 2)
+    m.reset_state()
+    assert m.result() == 0.0
