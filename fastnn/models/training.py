@@ -501,12 +501,12 @@ class TrainingMixin:
         elif validation_split > 0:
             data, val = self._split_validation(data, validation_split)
 
-        from fastnn.callbacks import CallbackList
+        from fastnn.callbacks import CallbackList, TerminateOnNaN
         n = data.x.shape[0]
         steps = math.ceil(n / batch_size)
         cbks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                             epochs=epochs, steps=steps, verbose=verbose)
-        state = {"terminate_on_nan": any(type(cb).__name__ == "TerminateOnNaN" for cb in cbks)}
+        state = {"terminate_on_nan": any(isinstance(cb, TerminateOnNaN) for cb in cbks)}
         runner = self._fused_runner(batch_size, cbks)
 
         self.stop_training = False
