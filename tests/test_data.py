@@ -391,3 +391,27 @@ def test_cross_validate_bad_arguments():
         cross_validate(_MeanModel, x, np.zeros(3))
     with pytest.raises(TypeError, match="scoring"):
         cross_validate(_MeanModel, x, y, scoring=3)
+
+
+def test_cross_validate_a_real_model_on_digits():
+    import fastnn
+    from fastnn.datasets import digits
+
+    x, y = digits.load()
+    x, y = x[:400], y[:400]
+
+    def build():
+        model = fastnn.Sequential([fastnn.layers.Dense(32, activation="relu", input_shape=(64,)),
+                                   fastnn.layers.Dense(10, activation="softmax")])
+        model.compile(optimizer=fastnn.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    utils.set_random_seed(0)
+    res = cross_validate(build, x, y, cv=3, fit_kwargs={"epochs": 8})
+    assert set(res) == {"fit_time", "score_time", "test_loss", "test_accuracy"}
+    assert res["test_accuracy"].shape == (3,) and np.all(res["test_accuracy"] > 0.8)
+    utils.set_random_seed(0)
+    again = cross_validate(build, x, y, cv=3, fit_kwargs={"epochs": 8}, scoring="accuracy")
+    # Same seed, same folds: the metric over predict equals evaluate's accuracy.
+    np.testing.assert_allclose(again["test_accuracy"], res["test_accuracy"], rtol=1e-6)
