@@ -351,27 +351,18 @@ def _as_path(path, argument="filepath") -> Path:
     return p
 
 
-def _serialize_metric(metric):
-    from fastnn import metrics as metrics_module
-    serialize = getattr(metrics_module, "serialize", None)
-    if serialize is not None:
-        return serialize(metric)
-    return getattr(metric, "name", metric)
-
-
 def _compile_config(model) -> dict | None:
+    """The optimizer, loss and metrics ``compile`` was given, serialized; None if not compiled."""
     optimizer = getattr(model, "optimizer", None)
     loss = getattr(model, "loss", None)
     if optimizer is None or loss is None:
         return None
-    from fastnn import losses, optimizers
-    user_metrics = getattr(model, "_compile_metrics", None)
-    if user_metrics is None:
-        user_metrics = [m for m in (getattr(model, "compiled_metrics", None) or [])]
+    from fastnn import losses, metrics, optimizers
     return {
         "optimizer": optimizers.serialize(optimizer),
         "loss": losses.serialize(loss),
-        "metrics": [m if isinstance(m, str) else _serialize_metric(m) for m in user_metrics],
+        # Each metric keeps the name it was compiled under (History keys survive a reload).
+        "metrics": [metrics.serialize(m) for m in getattr(model, "compiled_metrics", None) or []],
     }
 
 
