@@ -3,7 +3,6 @@
 The container tests (tensor encoding, archive checks, atomic writes) do not need
 a model; the model tests check bit-identical predictions and resumable training.
 """
-import io
 import json
 import os
 import struct

@@ -29,7 +29,6 @@ failure at any point leaves an existing file untouched.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
