@@ -62,6 +62,7 @@ class Sequential(TrainingMixin):
         self._input_layer: InputLayer | None = None
         self._declared_shape = None   # per-sample input shape given by the user
         self._in_shape = None         # per-sample input shape the model is built for
+        self._first_takes_flag = False
         self.built = False
         self._init_training_state()
         if layers is not None:
@@ -232,16 +233,18 @@ class Sequential(TrainingMixin):
         return self._backward_from(len(self._layers) - 1, grad_y, need_input_grad)
 
     def _backward_from(self, last, grad, need_input_grad, last_logits=False):
-        """Backward through layers[last], ..., layers[0]."""
+        """Backward through layers[last], ..., layers[0].
+
+        With ``last_logits`` the last layer is differentiated up to its
+        pre-activation (``backward_logits``): ``grad`` is then d loss / d logits.
+        """
         for i in range(last, -1, -1):
             layer = self._layers[i]
-            first = i == 0
-            if i == last and last_logits:
-                grad = layer.backward_logits(grad)
-            elif first and not need_input_grad and self._first_takes_flag:
-                grad = layer.backward(grad, need_input_grad=False)
+            backward = layer.backward_logits if (i == last and last_logits) else layer.backward
+            if i == 0 and not need_input_grad and self._first_takes_flag:
+                grad = backward(grad, need_input_grad=False)
             else:
-                grad = layer.backward(grad)
+                grad = backward(grad)
         return grad
 
     def __call__(self, x, training=False):
