@@ -540,3 +540,16 @@ def test_bad_arguments_and_missing_files(tmp_path):
         load_model(tmp_path / "m.fnn", compile=1)
     with pytest.raises(TypeError, match="model"):
         saving.save_model(object(), tmp_path / "x.fnn")
+
+
+def test_load_model_refuses_truncated_and_future_files(tmp_path):
+    utils.set_random_seed(10)
+    _model().save(tmp_path / "m.fnn")
+    blob = (tmp_path / "m.fnn").read_bytes()
+    (tmp_path / "cut.fnn").write_bytes(blob[: len(blob) * 2 // 3])
+    with pytest.raises(ValueError, match="cut.fnn"):
+        load_model(tmp_path / "cut.fnn")
+    _rezip(tmp_path / "m.fnn", tmp_path / "future.fnn",
+           manifest_edit=lambda m: m.update(format_version=saving.FORMAT_VERSION + 1))
+    with pytest.raises(ValueError, match="future.fnn.*version 2.*upgrade fastnn"):
+        load_model(tmp_path / "future.fnn")
