@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from fastnn import backends, utils
 from fastnn._validation import check_int, check_probability
 from fastnn.layers.base import Layer, normalize_shape, resolve_activation, serialize_activation
