@@ -720,3 +720,44 @@ class Recorderless(layers.Layer):
 
     def backward(self, grad_y, need_input_grad=True):
         return grad_y
+
+
+class _Predictor:
+    def __init__(self, model):
+        self.model = model
+        self.rows = []
+
+    def predict(self, x):
+        self.rows.append(x.shape[0])
+        return self.model.forward(x, training=False) + 1.0   # recognisably not the per-op path
+
+
+class _PredictOps(_FusedOps):
+    def fused_predict_plan(self, model):
+        self.predictor = _Predictor(model)
+        return self.predictor
+
+
+def test_inference_uses_a_fused_predictor(monkeypatch, f64):
+    x, _ = blobs(n=100)
+    model = classifier()
+    expected = model.predict(x, verbose=0) + 1.0
+    ops = _PredictOps(backends.get("reference"))
+    monkeypatch.setattr(backends, "get", lambda name=None: ops)
+    np.testing.assert_allclose(model.predict(x, batch_size=8, verbose=0), expected, rtol=1e-14)
+    assert ops.predictor.rows == [100]                     # all batches in one call
+    np.testing.assert_allclose(model.predict_on_batch(x[:1]), expected[:1], rtol=1e-14)
+    np.testing.assert_allclose(model(x[:3]), expected[:3], rtol=1e-14)
+    assert not np.allclose(model(x[:3], training=True), expected[:3])  # training: per-op path
+
+    class PerBatch(callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            self.last = batch
+    ops.predictor.rows.clear()
+    cb = PerBatch()
+    model.predict(x, batch_size=40, verbose=0, callbacks=[cb])
+    assert ops.predictor.rows == [40, 40, 20] and cb.last == 2
+    first = ops.predictor
+    model.add(Dense(2))                                     # a new stack asks for a new predictor
+    model.predict(x, verbose=0)
+    assert ops.predictor is not first

@@ -255,7 +255,8 @@ class Sequential(TrainingMixin):
         """The model's output for ``x`` (validated; builds on first use)."""
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training must be True or False, got {training!r}")
-        return self.forward(self._check_input(x), training=bool(training))
+        x = self._check_input(x)
+        return self.forward(x, training=True) if training else self._infer(x)
 
     # -- parameters ------------------------------------------------------------------------
     @property

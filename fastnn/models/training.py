@@ -40,6 +40,16 @@ losses including the penalties; ``model.compiled_metrics`` updated with every
 batch), the same callbacks contract (batch hooks at least once per chunk; stop
 when ``model.stop_training`` is set) and the same non-finite-loss warning
 (:meth:`TrainingMixin._check_finite`).
+
+Inference has the same kind of seam: if the backend has ``fused_predict_plan``,
+``ops.fused_predict_plan(model)`` may return an object whose ``predict(x)``
+maps a validated batch (C-contiguous, the model's dtype and input shape) to the
+outputs of ``model.forward(x, training=False)``, or None. :meth:`predict`,
+``predict_on_batch`` and ``model(x)`` then use it; :meth:`predict` hands it
+many batches per call unless a callback must see every predict batch. The
+predictor is asked for once per backend and layer stack (it must notice
+itself when ``set_weights``-style in-place changes or rebuilt layers matter;
+the arrays stay the same objects unless a layer is rebuilt).
 """
 from __future__ import annotations
 
@@ -55,6 +65,9 @@ from fastnn._validation import _to_array, as_float_array, check_float, check_int
 __all__ = ["TrainingMixin"]
 
 _BUILTIN_LAYER_NAMES = ("Dense", "Activation", "Dropout", "Flatten")
+
+# Rows per call of a compiled predictor in predict (enough to keep both cores busy).
+_PREDICT_ROWS_PER_CALL = 8192
 
 
 def _resolve_verbose(verbose) -> int:
@@ -99,11 +112,13 @@ class TrainingMixin:
         self.stop_training = False
         self.history = None
         self._compiled = False
-        self._logits_cache = None  # (last layer, its activation, loss) -> from_logits loss
+        self._logits_cache = None     # (last layer, its activation, loss) -> from_logits loss
+        self._predictor_cache = None  # (backend ops, fused predictor or None)
 
     def _invalidate_training_plan(self):
         """Forget decisions that depend on the layer stack (called when it changes)."""
         self._logits_cache = None
+        self._predictor_cache = None
 
     # -- compile ---------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
@@ -612,8 +627,27 @@ class TrainingMixin:
         return self._return(self._evaluate_data(data, batch_size, cbks), return_dict)
 
     # -- predict ---------------------------------------------------------------------------
+    def _fused_predictor(self):
+        """The backend's compiled predictor for this model, or None (see the module docstring)."""
+        ops = backends.get()
+        if not hasattr(ops, "fused_predict_plan") or not self.built:
+            return None
+        cache = self._predictor_cache
+        if cache is None or cache[0] is not ops:
+            cache = self._predictor_cache = (ops, ops.fused_predict_plan(self))
+        return cache[1]
+
+    def _infer(self, x):
+        """Outputs for a validated batch at inference: the compiled predictor if any."""
+        predictor = self._fused_predictor()
+        if predictor is None:
+            return self.forward(x, training=False)
+        return predictor.predict(x)
+
     def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
         """The model's outputs for ``x``, computed in batches of ``batch_size``.
+
+        ``batch_size`` changes memory use and speed, not the result.
 
         Returns
         -------
@@ -626,14 +660,22 @@ class TrainingMixin:
         x = self._check_input(x, "x")
         n = x.shape[0]
         from fastnn.callbacks import CallbackList
+        steps = math.ceil(n / batch_size)
         cbks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, epochs=1,
-                            steps=math.ceil(n / batch_size), verbose=verbose)
+                            steps=steps, verbose=verbose)
+        # A compiled predictor takes many batches per call (it splits rows between
+        # threads itself) unless a callback must see every batch.
+        per_call = 1
+        if self._fused_predictor() is not None and not cbks.requires_per_batch_calls("predict"):
+            per_call = max(1, _PREDICT_ROWS_PER_CALL // batch_size)
         out = np.empty((n,) + self._layers[-1]._out_shape, dtype=self.dtype)
         cbks.on_predict_begin()
-        for batch, start in enumerate(range(0, n, batch_size)):
-            cbks.on_predict_batch_begin(batch)
-            out[start:start + batch_size] = self.forward(x[start:start + batch_size], training=False)
-            cbks.on_predict_batch_end(batch, {"outputs": out[start:start + batch_size]})
+        for first in range(0, steps, per_call):
+            last = min(first + per_call, steps) - 1
+            rows = slice(first * batch_size, (last + 1) * batch_size)
+            cbks.on_predict_batch_begin(first)
+            out[rows] = self._infer(x[rows])
+            cbks.on_predict_batch_end(last, {"outputs": out[rows]})
         cbks.on_predict_end()
         return out
 
@@ -667,4 +709,4 @@ class TrainingMixin:
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch ``x`` (no batching, no callbacks)."""
-        return self.forward(self._check_input(x, "x"), training=False)
+        return self._infer(self._check_input(x, "x"))
