@@ -518,8 +518,12 @@ def test_targets_checked_against_the_loss():
         binary.fit(x, Y_OK, verbose=0)
     reg = Sequential([Dense(2, input_shape=(4,))])
     reg.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(ValueError, match="y has shape"):
+    with pytest.raises(ValueError, match="y has shape .* the model's output has shape"):
         reg.fit(x, np.ones((12, 3)), verbose=0)
+    reg1 = Sequential([Dense(1, input_shape=(4,))])
+    reg1.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="class_weight needs class labels"):
+        reg1.fit(x, np.full(12, 7.3), class_weight={0: 2.0}, verbose=0)
 
 
 @pytest.mark.parametrize("method", ["evaluate", "predict", "predict_on_batch", "test_on_batch"])

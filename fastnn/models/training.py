@@ -84,8 +84,12 @@ def _check_bool(value, name):
 
 
 def _rename(exc, old, new):
-    """The same exception with argument name ``old`` replaced by ``new`` in its message."""
-    return type(exc)(str(exc).replace(old, new))
+    """The same exception with argument name ``old`` replaced by ``new`` in its message
+    (and the loss's ``y_pred``, which the user never passed, called what it is)."""
+    message = str(exc).replace(old, new)
+    if old == "y_true":
+        message = message.replace("y_pred", "the model's output")
+    return type(exc)(message)
 
 
 class _Targets:
@@ -259,7 +263,13 @@ class TrainingMixin:
                     f"(indices 0..{n_classes - 1})"
                 )
             table[int(key)] = check_float(value, f"class_weight[{key}]", minimum=0.0)
-        return np.ascontiguousarray(table[self._class_indices(y)])
+        classes = self._class_indices(y)
+        if classes.min() < 0 or classes.max() >= n_classes:
+            raise ValueError(
+                f"class_weight needs class labels as targets, but y holds values that are not "
+                f"classes 0..{n_classes - 1} (use sample_weight for regression targets)"
+            )
+        return np.ascontiguousarray(table[classes])
 
     def _stratify_labels(self, y):
         """Class labels for a stratified split, or None for regression targets."""
