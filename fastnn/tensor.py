@@ -678,17 +678,18 @@ class Tensor:
                 return (grad.reshape(shape),)
             return _record(np.asarray(flat[index]), (self,), backward)
         axis = _normalize_dim(dim, self.data.ndim)
-        indices = np.expand_dims(np.argmax(self.data, axis=axis), axis)
-        values = np.take_along_axis(self.data, indices, axis=axis)
+        where = np.expand_dims(np.argmax(self.data, axis=axis), axis)
+        values = np.take_along_axis(self.data, where, axis=axis)
         shape = self.data.shape
 
         def backward(g):
             grad = np.zeros(shape, dtype=g.dtype)
-            np.put_along_axis(grad, indices, g if keepdim else np.expand_dims(g, axis), axis=axis)
+            np.put_along_axis(grad, where, g if keepdim else np.expand_dims(g, axis), axis=axis)
             return (grad,)
+        indices = where
         if not keepdim:
             values = np.squeeze(values, axis)
-            indices = np.squeeze(indices, axis)
+            indices = np.squeeze(where, axis)
         return _record(values, (self,), backward), Tensor._wrap(indices.astype(np.int64))
 
     def argmax(self, dim=None, keepdim=False):
