@@ -244,8 +244,9 @@ def test_evaluate_return_conventions(use_backend, f64):
     assert mae == pytest.approx(np.mean(np.abs(r)), rel=1e-13)
     assert model.evaluate(x, y, verbose=0, return_dict=True) == pytest.approx({"loss": loss, "mae": mae})
     sw = np.arange(len(x), dtype=float)
-    weighted = model.evaluate(x, y, sample_weight=sw, verbose=0)[0]
+    weighted, plain_mae = model.evaluate(x, y, sample_weight=sw, verbose=0)
     assert weighted == pytest.approx(np.sum(sw * r ** 2) / len(x), rel=1e-13)  # Keras: sum(w l) / N
+    assert plain_mae == pytest.approx(mae, rel=1e-13)          # metrics are not weighted (Keras)
 
 
 def test_predict_matches_call_and_ignores_batch_size(use_backend, f64):

@@ -382,9 +382,11 @@ class TrainingMixin:
         for m in self.compiled_metrics:
             m.reset_state()
 
-    def _update_metrics(self, y, y_pred, weights):
+    def _update_metrics(self, y, y_pred):
+        # As in Keras, compile(metrics=...) are not weighted by sample_weight or
+        # class_weight: those shape the loss, the metrics report plain counts.
         for m in self.compiled_metrics:
-            m.update_state(y, y_pred, sample_weight=weights)
+            m.update_state(y, y_pred)
 
     def _logs(self, loss_sum, count):
         logs = {"loss": loss_sum / count if count else float("nan")}
@@ -393,15 +395,20 @@ class TrainingMixin:
         return logs
 
     def _check_finite(self, value, epoch, batch, state):
-        """Warn once per fit about a non-finite loss, unless TerminateOnNaN will report it."""
+        """Warn once per fit about a non-finite loss, unless TerminateOnNaN will report it.
+
+        ``epoch`` is 0-based (shown 1-based, as the progress display does); ``batch``
+        is the 0-based batch index, or None when only the epoch is known.
+        """
         if math.isfinite(value) or state.get("warned") or state.get("terminate_on_nan"):
             return
         state["warned"] = True
+        where = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch}")
         warnings.warn(
-            f"fit: the loss became {value} at epoch {epoch}, batch {batch}; the weights are now "
-            "probably non-finite too. Lower the learning rate, clip the gradients (e.g. "
-            "clipnorm=1.0) or scale the inputs; pass callbacks=[fastnn.callbacks.TerminateOnNaN()] "
-            "to stop at the first non-finite loss",
+            f"fit: the loss became {value} at {where}; the weights are now probably "
+            "non-finite too. Lower the learning rate, clip the gradients (e.g. clipnorm=1.0) "
+            "or scale the inputs; pass callbacks=[fastnn.callbacks.TerminateOnNaN()] to stop "
+            "at the first non-finite loss",
             RuntimeWarning, stacklevel=4,
         )
 
@@ -423,7 +430,7 @@ class TrainingMixin:
             loss_sum += value * size
             seen += size
             if want_output:
-                self._update_metrics(yb, y_pred, wb)
+                self._update_metrics(yb, y_pred)
             callbacks.on_train_batch_end(batch, self._logs(loss_sum, seen))
             if self.stop_training:
                 break
@@ -494,7 +501,8 @@ class TrainingMixin:
             weight of its class (classes not listed weigh 1), e.g. to balance
             rare classes.
         sample_weight : array-like of shape (samples,), optional
-            Per-sample loss weights (multiplied with ``class_weight``).
+            Per-sample loss weights (multiplied with ``class_weight``). As in
+            Keras, the weights shape the loss; the metrics stay unweighted.
         initial_epoch : int, default 0
             Epoch to start at (to resume a previous run).
 
@@ -544,7 +552,7 @@ class TrainingMixin:
                 logs = self._train_epoch(data, order, batch_size, cbks, epoch, state)
             else:
                 logs = runner.train_epoch(data.x, data.y, data.weights, order, batch_size, cbks)
-                self._check_finite(logs.get("loss", 0.0), epoch, "?", state)
+                self._check_finite(logs.get("loss", 0.0), epoch, None, state)
             if val is not None:
                 val_logs = self._evaluate_data(val, batch_size, cbks)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -585,7 +593,7 @@ class TrainingMixin:
                 callbacks.on_test_batch_begin(batch)
             value, y_pred = self._test_step(xb, yb, wb)
             loss_sum += value * xb.shape[0]
-            self._update_metrics(yb, y_pred, wb)
+            self._update_metrics(yb, y_pred)
             if callbacks is not None:
                 callbacks.on_test_batch_end(batch, self._logs(loss_sum, min(start + batch_size, n)))
         logs = self._logs(loss_sum, n)
@@ -707,7 +715,7 @@ class TrainingMixin:
         if not math.isfinite(value):
             warnings.warn(f"train_on_batch: the loss is {value}", RuntimeWarning, stacklevel=2)
         if self.compiled_metrics:
-            self._update_metrics(data.y, y_pred, data.weights)
+            self._update_metrics(data.y, y_pred)
         return self._return(self._logs(value, 1), return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
