@@ -309,6 +309,113 @@ FNN_AVX2 static void fnn_ukr_avx2_f64(ptrdiff_t kc, const double *a, const doubl
     FNN_STORE_F64(3) FNN_STORE_F64(4) FNN_STORE_F64(5)
 }
 
+/* ---- AVX2/FMA kernels for small problems (no packing of A) -------------------
+ *
+ * For small products packing costs as much as it saves (BLIS's "sup" kernels
+ * make the same trade): the kernel reads op(A) where it lies, element (i, p) at
+ * a[i*rs_a + p*cs_a], and B either packed or straight from a row-major op(B)
+ * (row p at b + p*rs_b). Rows past `mr` re-read the last valid row, so the
+ * kernel never touches memory outside A; their results land in the caller's
+ * scratch tile and are dropped. The whole k range is done in one pass. */
+
+#define FNN_SUP_ROW_F32(i)                                                  \
+    {                                                                       \
+        __m256 ai = _mm256_broadcast_ss(a##i + off);                        \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                         \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                         \
+    }
+#define FNN_SUP_STEP_F32                                                    \
+    {                                                                       \
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);        \
+        FNN_SUP_ROW_F32(0) FNN_SUP_ROW_F32(1) FNN_SUP_ROW_F32(2)            \
+        FNN_SUP_ROW_F32(3) FNN_SUP_ROW_F32(4) FNN_SUP_ROW_F32(5)            \
+        off += cs_a;                                                        \
+        b += rs_b;                                                          \
+    }
+
+/* cs_a is a parameter of an always-inlined body so that the cs_a == 1 copy
+ * (op(A) not transposed: each row is contiguous) gets constant offsets. */
+FNN_AVX2 static inline __attribute__((always_inline)) void
+fnn_sup_body_f32(ptrdiff_t k, const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t mr,
+                 const float *b, ptrdiff_t rs_b, float *c, ptrdiff_t ldc, float alpha,
+                 float beta) {
+    const float *a0 = a, *a1 = a0 + (mr > 1 ? rs_a : 0), *a2 = a1 + (mr > 2 ? rs_a : 0);
+    const float *a3 = a2 + (mr > 3 ? rs_a : 0), *a4 = a3 + (mr > 4 ? rs_a : 0);
+    const float *a5 = a4 + (mr > 5 ? rs_a : 0);
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    ptrdiff_t off = 0, p = 0;
+    for (; p + 4 <= k; p += 4) {
+        FNN_SUP_STEP_F32 FNN_SUP_STEP_F32 FNN_SUP_STEP_F32 FNN_SUP_STEP_F32
+    }
+    for (; p < k; p++) FNN_SUP_STEP_F32
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    FNN_STORE_F32(0) FNN_STORE_F32(1) FNN_STORE_F32(2)
+    FNN_STORE_F32(3) FNN_STORE_F32(4) FNN_STORE_F32(5)
+}
+
+FNN_AVX2 static void fnn_sup_avx2_f32(ptrdiff_t k, const float *a, ptrdiff_t rs_a,
+                                      ptrdiff_t cs_a, ptrdiff_t mr, const float *b,
+                                      ptrdiff_t rs_b, float *c, ptrdiff_t ldc, float alpha,
+                                      float beta) {
+    if (cs_a == 1)
+        fnn_sup_body_f32(k, a, rs_a, 1, mr, b, rs_b, c, ldc, alpha, beta);
+    else
+        fnn_sup_body_f32(k, a, rs_a, cs_a, mr, b, rs_b, c, ldc, alpha, beta);
+}
+
+#define FNN_SUP_ROW_F64(i)                                                  \
+    {                                                                       \
+        __m256d ai = _mm256_broadcast_sd(a##i + off);                       \
+        c##i##0 = _mm256_fmadd_pd(ai, b0, c##i##0);                         \
+        c##i##1 = _mm256_fmadd_pd(ai, b1, c##i##1);                         \
+    }
+#define FNN_SUP_STEP_F64                                                    \
+    {                                                                       \
+        __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);       \
+        FNN_SUP_ROW_F64(0) FNN_SUP_ROW_F64(1) FNN_SUP_ROW_F64(2)            \
+        FNN_SUP_ROW_F64(3) FNN_SUP_ROW_F64(4) FNN_SUP_ROW_F64(5)            \
+        off += cs_a;                                                        \
+        b += rs_b;                                                          \
+    }
+
+FNN_AVX2 static inline __attribute__((always_inline)) void
+fnn_sup_body_f64(ptrdiff_t k, const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t mr,
+                 const double *b, ptrdiff_t rs_b, double *c, ptrdiff_t ldc, double alpha,
+                 double beta) {
+    const double *a0 = a, *a1 = a0 + (mr > 1 ? rs_a : 0), *a2 = a1 + (mr > 2 ? rs_a : 0);
+    const double *a3 = a2 + (mr > 3 ? rs_a : 0), *a4 = a3 + (mr > 4 ? rs_a : 0);
+    const double *a5 = a4 + (mr > 5 ? rs_a : 0);
+    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
+    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
+    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
+    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+    ptrdiff_t off = 0, p = 0;
+    for (; p + 4 <= k; p += 4) {
+        FNN_SUP_STEP_F64 FNN_SUP_STEP_F64 FNN_SUP_STEP_F64 FNN_SUP_STEP_F64
+    }
+    for (; p < k; p++) FNN_SUP_STEP_F64
+    __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
+    FNN_STORE_F64(0) FNN_STORE_F64(1) FNN_STORE_F64(2)
+    FNN_STORE_F64(3) FNN_STORE_F64(4) FNN_STORE_F64(5)
+}
+
+FNN_AVX2 static void fnn_sup_avx2_f64(ptrdiff_t k, const double *a, ptrdiff_t rs_a,
+                                      ptrdiff_t cs_a, ptrdiff_t mr, const double *b,
+                                      ptrdiff_t rs_b, double *c, ptrdiff_t ldc, double alpha,
+                                      double beta) {
+    if (cs_a == 1)
+        fnn_sup_body_f64(k, a, rs_a, 1, mr, b, rs_b, c, ldc, alpha, beta);
+    else
+        fnn_sup_body_f64(k, a, rs_a, cs_a, mr, b, rs_b, c, ldc, alpha, beta);
+}
+
 /* The epilogue compiled for AVX2 (the shared row helper inlines and vectorizes). */
 FNN_AVX2 static void fnn_epilogue_avx2_f32(float *c, ptrdiff_t ldc, ptrdiff_t mr, ptrdiff_t nr,
                                            const float *bias, int act, float param,
@@ -352,6 +459,9 @@ FNN_AVX2 static void fnn_epilogue_avx2_f64(double *c, ptrdiff_t ldc, ptrdiff_t m
 
 typedef void (*FNN_S(fnn_ukr_fn))(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,
                                   T alpha, T beta);
+typedef void (*FNN_S(fnn_sup_fn))(ptrdiff_t k, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                  ptrdiff_t mr, const T *b, ptrdiff_t rs_b, T *c, ptrdiff_t ldc,
+                                  T alpha, T beta);
 typedef void (*FNN_S(fnn_epilogue_fn))(T *c, ptrdiff_t ldc, ptrdiff_t mr, ptrdiff_t nr,
                                        const T *bias, int act, T param, T *preact);
 
@@ -360,6 +470,7 @@ typedef struct {
     ptrdiff_t mr, nr;     /* register tile */
     ptrdiff_t mc, kc, nc; /* cache blocks: MC x KC of A in L2, KC x NR of B in L1 */
     FNN_S(fnn_ukr_fn) ukr;
+    FNN_S(fnn_sup_fn) sup; /* small-problem kernel, or NULL: always pack */
     FNN_S(fnn_epilogue_fn) epilogue;
 } FNN_S(fnn_kernel_desc);
 
@@ -414,6 +525,7 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
     d.kc = 256;
     d.nc = 4096;
     d.ukr = FNN_S(fnn_ukr_portable);
+    d.sup = NULL;
     d.epilogue = FNN_S(fnn_epilogue_portable);
 #if FNN_HAVE_X86_DISPATCH
     if (fnn_kernel() == 2) {
@@ -426,6 +538,7 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
         d.mc = sizeof(T) == 4 ? 144 : 72;
         d.nc = 4080;
         d.ukr = FNN_S(fnn_ukr_avx2);
+        d.sup = FNN_S(fnn_sup_avx2);
         d.epilogue = FNN_S(fnn_epilogue_avx2);
     }
 #endif
@@ -489,6 +602,20 @@ static void FNN_S(fnn_pack_b)(const FNN_S(fnn_gemm_args) *g, ptrdiff_t NR, ptrdi
 
 /* ---- one tile ----------------------------------------------------------------- */
 
+/* The valid mr x nr corner of a scratch tile (row stride ldt) into C:
+ * C = alpha*tile + beta*C, not reading C when beta == 0. */
+static void FNN_S(fnn_merge_tile)(const FNN_S(fnn_gemm_args) *g, T *c, const T *tile,
+                                  ptrdiff_t ldt, ptrdiff_t mr, ptrdiff_t nr, T beta) {
+    for (ptrdiff_t i = 0; i < mr; i++) {
+        T *ci = c + i * g->ldc;
+        const T *ti = tile + i * ldt;
+        if (beta != (T)0)
+            for (ptrdiff_t j = 0; j < nr; j++) ci[j] = g->alpha * ti[j] + beta * ci[j];
+        else
+            for (ptrdiff_t j = 0; j < nr; j++) ci[j] = g->alpha * ti[j];
+    }
+}
+
 /* C[i0:i0+mr, j0:j0+nr] (+)= alpha * Apanel @ Bpanel, then the epilogue if `last`.
  * `first` selects beta (the caller's) versus 1 (accumulate later k-blocks). */
 static void FNN_S(fnn_tile)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
@@ -502,14 +629,7 @@ static void FNN_S(fnn_tile)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kerne
         /* Edge tile: compute the full padded tile on the stack, merge the valid part. */
         T tile[FNN_MAX_MR * FNN_MAX_NR];
         kd->ukr(kc, ap, bp, tile, kd->nr, (T)1, (T)0);
-        for (ptrdiff_t i = 0; i < mr; i++) {
-            T *ci = c + i * g->ldc;
-            const T *ti = tile + i * kd->nr;
-            if (beta != (T)0)
-                for (ptrdiff_t j = 0; j < nr; j++) ci[j] = g->alpha * ti[j] + beta * ci[j];
-            else
-                for (ptrdiff_t j = 0; j < nr; j++) ci[j] = g->alpha * ti[j];
-        }
+        FNN_S(fnn_merge_tile)(g, c, tile, kd->nr, mr, nr, beta);
     }
     if (last)
         kd->epilogue(c, g->ldc, mr, nr, g->bias ? g->bias + j0 : NULL, g->act, g->act_param,
@@ -579,6 +699,71 @@ static void FNN_S(fnn_gemm_block)(const FNN_S(fnn_gemm_args) *g,
     }
 }
 
+/* ---- small problems: no packing of A ------------------------------------------------- */
+
+/* Small enough that packing does not pay: A stays in L2 while it is re-read for
+ * every NR-wide column panel, and one full-k panel of B fits in L2 too. Decided by
+ * the shape alone (never by the thread count), so results stay thread-independent. */
+static int FNN_S(fnn_use_sup)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd) {
+    const double a_bytes = (double)g->m * (double)g->k * sizeof(T);
+    const double b_panel_bytes = (double)g->k * (double)kd->nr * sizeof(T);
+    return kd->sup != NULL && a_bytes <= 256.0 * 1024 && b_panel_bytes <= 128.0 * 1024;
+}
+
+/* C[i0:i1, j0:j1] with the small-problem kernel. B panels are read in place when
+ * op(B) rows are contiguous and the panel is full width, else packed (full k). */
+static void FNN_S(fnn_gemm_sup_block)(const FNN_S(fnn_gemm_args) *g,
+                                      const FNN_S(fnn_kernel_desc) *kd, ptrdiff_t i0,
+                                      ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1) {
+    const ptrdiff_t MR = kd->mr, NR = kd->nr, k = g->k;
+    const ptrdiff_t rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
+    T *packed = NULL;
+    for (ptrdiff_t j = j0; j < j1; j += NR) {
+        const ptrdiff_t nr = FNN_MIN(NR, j1 - j);
+        const T *bp;
+        ptrdiff_t rs_b;
+        if (!g->trans_b && nr == NR) {
+            bp = g->b + j;
+            rs_b = g->ldb;
+        } else {
+            if (packed == NULL) {
+                packed = (T *)fnn_workspace_reserve((size_t)(k * NR) * sizeof(T));
+                if (packed == NULL) {
+                    FNN_S(fnn_gemm_unpacked)(g, kd, i0, i1, j, j1);
+                    return;
+                }
+            }
+            FNN_S(fnn_pack_b)(g, NR, j, nr, 0, k, packed);
+            bp = packed;
+            rs_b = NR;
+        }
+        for (ptrdiff_t i = i0; i < i1; i += MR) {
+            const ptrdiff_t mr = FNN_MIN(MR, i1 - i);
+            T *c = g->c + i * g->ldc + j;
+            const T *ap = g->a + i * rs_a;
+            if (mr == MR && nr == NR) {
+                kd->sup(k, ap, rs_a, cs_a, mr, bp, rs_b, c, g->ldc, g->alpha, g->beta);
+            } else {
+                T tile[FNN_MAX_MR * FNN_MAX_NR];
+                kd->sup(k, ap, rs_a, cs_a, mr, bp, rs_b, tile, NR, (T)1, (T)0);
+                FNN_S(fnn_merge_tile)(g, c, tile, NR, mr, nr, g->beta);
+            }
+            kd->epilogue(c, g->ldc, mr, nr, g->bias ? g->bias + j : NULL, g->act, g->act_param,
+                         g->preact ? g->preact + i * g->ldc + j : NULL);
+        }
+    }
+}
+
+/* One thread's block of C, by whichever algorithm suits the shape. */
+static void FNN_S(fnn_gemm_any_block)(const FNN_S(fnn_gemm_args) *g,
+                                      const FNN_S(fnn_kernel_desc) *kd, int sup,
+                                      ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1) {
+    if (sup)
+        FNN_S(fnn_gemm_sup_block)(g, kd, i0, i1, j0, j1);
+    else
+        FNN_S(fnn_gemm_block)(g, kd, i0, i1, j0, j1);
+}
+
 /* ---- threads ------------------------------------------------------------------------- */
 
 #ifdef _OPENMP
@@ -587,16 +772,18 @@ static void FNN_S(fnn_gemm_block)(const FNN_S(fnn_gemm_args) *g,
  * needs), so the team never waits at a barrier: on a shared machine a thread
  * that gets descheduled delays only its own slab instead of stalling everyone. */
 static void FNN_S(fnn_gemm_slab)(const FNN_S(fnn_gemm_args) *g,
-                                 const FNN_S(fnn_kernel_desc) *kd, int tid, int nt) {
+                                 const FNN_S(fnn_kernel_desc) *kd, int sup, int tid, int nt) {
     ptrdiff_t lo, hi;
     if (g->n >= g->m) {
         fnn_split(FNN_CEIL_DIV(g->n, kd->nr), tid, nt, &lo, &hi);
         if (lo < hi)
-            FNN_S(fnn_gemm_block)(g, kd, 0, g->m, lo * kd->nr, FNN_MIN(hi * kd->nr, g->n));
+            FNN_S(fnn_gemm_any_block)(g, kd, sup, 0, g->m, lo * kd->nr,
+                                      FNN_MIN(hi * kd->nr, g->n));
     } else {
         fnn_split(FNN_CEIL_DIV(g->m, kd->mr), tid, nt, &lo, &hi);
         if (lo < hi)
-            FNN_S(fnn_gemm_block)(g, kd, lo * kd->mr, FNN_MIN(hi * kd->mr, g->m), 0, g->n);
+            FNN_S(fnn_gemm_any_block)(g, kd, sup, lo * kd->mr, FNN_MIN(hi * kd->mr, g->m), 0,
+                                      g->n);
     }
 }
 #endif
@@ -637,19 +824,20 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
         return;
     }
 
+    const int sup = FNN_S(fnn_use_sup)(&g, &kd);
 #ifdef _OPENMP
     int nt = fnn_threads_for(num_threads, m, n, k);
     const ptrdiff_t slabs = n >= m ? FNN_CEIL_DIV(n, kd.nr) : FNN_CEIL_DIV(m, kd.mr);
     if (nt > slabs) nt = (int)slabs;
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
-        FNN_S(fnn_gemm_slab)(&g, &kd, omp_get_thread_num(), omp_get_num_threads());
+        FNN_S(fnn_gemm_slab)(&g, &kd, sup, omp_get_thread_num(), omp_get_num_threads());
         return;
     }
 #else
     (void)num_threads;
 #endif
-    FNN_S(fnn_gemm_block)(&g, &kd, 0, m, 0, n);
+    FNN_S(fnn_gemm_any_block)(&g, &kd, sup, 0, m, 0, n);
 }
 
 #endif /* FNN_GEMM_TEMPLATE */

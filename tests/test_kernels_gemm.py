@@ -1,0 +1,395 @@
+"""fastnn's own GEMM (csrc/gemm.c through fastnn._gemm_binding) against NumPy.
+
+The reference is computed in float64 (float128 where NumPy has it would not
+change the verdicts) and the comparison uses the standard forward error bound
+of a dot product, |fl(c) - c| <= gamma_k * (|alpha| |op(A)| |op(B)| + |beta C| + |bias|)
+with gamma_k ~ (k + 2) * eps: a wrong element breaks it, rounding order never does.
+"""
+import numpy as np
+import pytest
+
+G = pytest.importorskip("fastnn._gemm_binding")
+
+from fastnn.backends import ACTIVATION_CODES  # noqa: E402
+
+DTYPES = [np.float32, np.float64]
+TRANS = [(False, False), (False, True), (True, False), (True, True)]
+
+# (m, n, k): size 1, primes, odd sizes, around the 6 x 16 / 6 x 8 tiles, the seed
+# MLP's shapes, and shapes that take the packed (blocked) path with several
+# k-blocks and row blocks.
+SHAPES = [
+    (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (7, 13, 5), (13, 17, 11),
+    (6, 16, 4), (6, 8, 4), (12, 32, 257), (31, 37, 41), (97, 101, 103),
+    (32, 64, 784), (32, 10, 64), (784, 64, 32), (32, 784, 64),
+    (300, 517, 263), (157, 40, 1031),
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_threaded_blas():
+    """The references are NumPy products; OpenBLAS threads that spin after each of
+    them would compete with the GEMM's own OpenMP threads on a small machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only makes the suite faster
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _operands(m, n, k, dtype, trans_a, trans_b, seed=0):
+    rng = _rng(seed)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+def _op(x, trans):
+    return x.T if trans else x
+
+
+def _reference(a, b, trans_a, trans_b, alpha=1.0, beta=0.0, c0=None, bias=None):
+    """Exact-ish value (float64) and a rigorous rounding-error bound for the output dtype."""
+    A = _op(a, trans_a).astype(np.float64)
+    B = _op(b, trans_b).astype(np.float64)
+    k = A.shape[1]
+    value = alpha * (A @ B)
+    scale = abs(alpha) * (np.abs(A) @ np.abs(B))
+    if beta != 0.0 and c0 is not None:
+        value = value + beta * c0.astype(np.float64)
+        scale = scale + np.abs(beta * c0.astype(np.float64))
+    if bias is not None:
+        value = value + bias.astype(np.float64)
+        scale = scale + np.abs(bias.astype(np.float64))
+    eps = np.finfo(a.dtype).eps
+    bound = (k + 4) * eps * scale + np.finfo(a.dtype).tiny
+    return value, bound
+
+
+def _assert_close(got, value, bound):
+    err = np.abs(got.astype(np.float64) - value)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else None
+    assert np.all(err <= bound), (
+        f"max violation at {worst}: got {got[worst]}, expected {value[worst]}, bound {bound[worst]}"
+    )
+
+
+def _activation(code_name, z, param):
+    """The activations as NumPy formulas (float64)."""
+    z = z.astype(np.float64)
+    from math import erf
+    formulas = {
+        "linear": lambda: z,
+        "relu": lambda: np.maximum(z, 0.0),
+        "sigmoid": lambda: 1.0 / (1.0 + np.exp(-z)),
+        "tanh": lambda: np.tanh(z),
+        "exponential": lambda: np.exp(z),
+        "leaky_relu": lambda: np.where(z > 0, z, param * z),
+        "elu": lambda: np.where(z > 0, z, param * np.expm1(z)),
+        "softplus": lambda: np.logaddexp(0.0, z),
+        "gelu": lambda: 0.5 * z * (1.0 + np.vectorize(erf)(z / np.sqrt(2.0))),
+        "gelu_tanh": lambda: 0.5 * z * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (z + 0.044715 * z**3))),
+        # Row-wise codes are finished by the caller: the GEMM leaves them linear.
+        "softmax": lambda: z,
+        "log_softmax": lambda: z,
+    }
+    return formulas[code_name]()
+
+
+# ---------------------------------------------------------------- plain products
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_matches_numpy(m, n, k, trans_a, trans_b, dtype):
+    a, b = _operands(m, n, k, dtype, trans_a, trans_b)
+    c = G.gemm(a, b, trans_a, trans_b)
+    assert c.shape == (m, n) and c.dtype == dtype and c.flags.c_contiguous
+    _assert_close(c, *_reference(a, b, trans_a, trans_b))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_hand_computed(dtype):
+    a = np.array([[1, 2, 3], [4, 5, 6]], dtype=dtype)
+    b = np.array([[1, 0], [0, 1], [1, 1]], dtype=dtype)
+    np.testing.assert_array_equal(G.gemm(a, b), np.array([[4, 5], [10, 11]], dtype=dtype))
+    np.testing.assert_array_equal(G.gemm(a, a, trans_b=True), np.array([[14, 32], [32, 77]], dtype=dtype))
+    np.testing.assert_array_equal(G.gemm(a, a, trans_a=True)[0], np.array([17, 22, 27], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_gemm_wide_output_crosses_column_blocks(trans_a, trans_b, dtype):
+    # n > NC (4080) and m * k large enough for the packed path.
+    m, n, k = 40, 4100, 300
+    a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=3)
+    _assert_close(G.gemm(a, b, trans_a, trans_b, num_threads=2), *_reference(a, b, trans_a, trans_b))
+
+
+# ---------------------------------------------------------------- alpha, beta, out
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+@pytest.mark.parametrize("m,n,k", [(7, 13, 5), (32, 64, 784), (300, 517, 263)])
+def test_alpha_beta(m, n, k, trans_a, trans_b, dtype):
+    a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=1)
+    c0 = _rng(2).standard_normal((m, n)).astype(dtype)
+    out = c0.copy()
+    got = G.gemm(a, b, trans_a, trans_b, alpha=-0.75, beta=0.5, out=out)
+    assert got is out
+    _assert_close(out, *_reference(a, b, trans_a, trans_b, alpha=-0.75, beta=0.5, c0=c0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(7, 13, 5), (32, 64, 784), (300, 517, 263)])
+def test_beta_zero_ignores_nan_in_out(m, n, k, dtype):
+    a, b = _operands(m, n, k, dtype, False, False)
+    out = np.full((m, n), np.nan, dtype=dtype)
+    G.gemm(a, b, beta=0.0, out=out)
+    assert np.all(np.isfinite(out))
+    _assert_close(out, *_reference(a, b, False, False))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_none_ignores_beta(dtype):
+    a, b = _operands(4, 5, 6, dtype, False, False)
+    _assert_close(G.gemm(a, b, beta=3.0), *_reference(a, b, False, False))
+
+
+# ---------------------------------------------------------------- fused epilogue
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ACTIVATION_CODES))
+@pytest.mark.parametrize("m,n,k,trans_a,trans_b", [
+    (13, 17, 11, False, False),   # one edge tile
+    (784, 64, 32, True, False),   # small-problem path
+    (300, 40, 263, True, True),   # packed path, two k-blocks, edge columns
+])
+def test_bias_activation_epilogue(m, n, k, trans_a, trans_b, name, dtype):
+    a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=4)
+    a *= 0.2  # keep z in the range where exponential stays finite in float32
+    bias = _rng(5).standard_normal(n).astype(dtype)
+    param = {"leaky_relu": 0.2, "elu": 0.7}.get(name, 0.0)
+    preact = np.empty((m, n), dtype=dtype)
+    y = G.gemm(a, b, trans_a, trans_b, bias=bias, activation=ACTIVATION_CODES[name],
+               param=param, preact=preact)
+    # preact is the product plus bias ...
+    _assert_close(preact, *_reference(a, b, trans_a, trans_b, bias=bias))
+    # ... and y is the activation of exactly that preact.
+    rtol = 2e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(y, _activation(name, preact, param), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_epilogue_without_preact_matches_with(dtype):
+    a, b = _operands(32, 64, 784, dtype, False, False)
+    bias = _rng(6).standard_normal(64).astype(dtype)
+    y1 = G.gemm(a, b, bias=bias, activation=ACTIVATION_CODES["relu"])
+    y2 = G.gemm(a, b, bias=bias, activation=ACTIVATION_CODES["relu"],
+                preact=np.empty((32, 64), dtype))
+    np.testing.assert_array_equal(y1, y2)
+    assert np.all(y1 >= 0) and np.any(y1 > 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_epilogue_with_alpha_beta(dtype):
+    m, n, k = 19, 23, 29
+    a, b = _operands(m, n, k, dtype, True, False, seed=7)
+    c0 = _rng(8).standard_normal((m, n)).astype(dtype)
+    bias = _rng(9).standard_normal(n).astype(dtype)
+    preact = np.empty((m, n), dtype)
+    y = G.gemm(a, b, trans_a=True, alpha=2.0, beta=-1.0, out=c0.copy(), bias=bias,
+               activation=ACTIVATION_CODES["tanh"], preact=preact)
+    _assert_close(preact, *_reference(a, b, True, False, 2.0, -1.0, c0, bias))
+    np.testing.assert_allclose(y, np.tanh(preact.astype(np.float64)),
+                               rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+
+
+# ---------------------------------------------------------------- empty dimensions
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n", [(0, 5), (4, 0), (0, 0)])
+def test_empty_output(m, n, dtype):
+    k = 3
+    a, b = _operands(m, n, k, dtype, False, False)
+    c = G.gemm(a, b, bias=np.ones(n, dtype), activation=1)
+    assert c.shape == (m, n) and c.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_k_zero_is_beta_c_then_epilogue(dtype):
+    a = np.empty((4, 0), dtype)
+    b = np.empty((0, 5), dtype)
+    np.testing.assert_array_equal(G.gemm(a, b), np.zeros((4, 5), dtype))
+    c0 = _rng(10).standard_normal((4, 5)).astype(dtype)
+    bias = _rng(11).standard_normal(5).astype(dtype)
+    preact = np.empty((4, 5), dtype)
+    y = G.gemm(a, b, beta=2.0, out=c0.copy(), bias=bias, activation=ACTIVATION_CODES["relu"],
+               preact=preact)
+    np.testing.assert_array_equal(preact, 2 * c0 + bias)
+    np.testing.assert_array_equal(y, np.maximum(2 * c0 + bias, 0))
+
+
+# ---------------------------------------------------------------- memory layouts
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_contiguous_inputs(dtype):
+    rng = _rng(12)
+    big_a = rng.standard_normal((50, 90)).astype(dtype)
+    big_b = rng.standard_normal((70, 60)).astype(dtype)
+    cases = [
+        (big_a[:, ::3], big_b[:30:, :41]),          # inner stride 3 (copied) / padded rows
+        (big_a[::2, 5:35], big_b[3:33, ::2]),       # padded rows / inner stride 2
+        (np.asfortranarray(big_a[:, :30]), np.asfortranarray(big_b[:30])),
+        (big_a[::-1, :30], big_b[:30][::-1]),       # negative row strides
+    ]
+    for a, b in cases:
+        _assert_close(G.gemm(a, b), *_reference(a, b, False, False))
+        _assert_close(G.gemm(a.T, b.T, True, True), *_reference(a.T, b.T, True, True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_out_and_preact(dtype):
+    a, b = _operands(9, 11, 13, dtype, False, False, seed=13)
+    bias = _rng(14).standard_normal(11).astype(dtype)
+    c0 = _rng(15).standard_normal((9, 11)).astype(dtype)
+    value, bound = _reference(a, b, False, False, 1.0, 0.5, c0, bias)
+    # padded rows (used in place), a column-strided view and a transposed view (copied back)
+    for holder, view in [
+        (np.zeros((9, 20), dtype), lambda h: h[:, 3:14]),
+        (np.zeros((9, 33), dtype), lambda h: h[:, ::3]),
+        (np.zeros((11, 9), dtype), lambda h: h.T),
+    ]:
+        out = view(holder)
+        out[...] = c0
+        pre_holder = np.zeros((9, 25), dtype)
+        preact = pre_holder[:, 2:13]
+        got = G.gemm(a, b, beta=0.5, out=out, bias=bias, activation=ACTIVATION_CODES["relu"],
+                     preact=preact)
+        assert got is out
+        _assert_close(preact, value, bound)
+        np.testing.assert_array_equal(out, np.maximum(preact, 0))
+        assert np.all(pre_holder[:, :2] == 0) and np.all(pre_holder[:, 13:] == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_overlapping_an_input(dtype):
+    x = _rng(16).standard_normal((20, 20)).astype(dtype)
+    y = _rng(17).standard_normal((20, 20)).astype(dtype)
+    value, bound = _reference(x, y, False, False)
+    G.gemm(x, y, out=x)
+    _assert_close(x, value, bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_broadcast_rows_in_input(dtype):
+    # A row stride of 0 (np.broadcast_to) is a legal read-only layout.
+    row = _rng(18).standard_normal((1, 7)).astype(dtype)
+    a = np.broadcast_to(row, (5, 7))
+    b = _rng(19).standard_normal((7, 3)).astype(dtype)
+    _assert_close(G.gemm(a, b), *_reference(np.ascontiguousarray(a), b, False, False))
+
+
+# ---------------------------------------------------------------- threads
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k,trans_a,trans_b", [
+    (300, 517, 263, False, False),   # packed path, split along n
+    (517, 300, 263, True, True),     # packed path, split along m
+    (32, 784, 64, False, True),      # small-problem path, split along n
+    (784, 64, 32, True, False),      # small-problem path, split along m
+    (157, 4100, 101, False, False),  # several column blocks
+])
+def test_threads_bit_identical(m, n, k, trans_a, trans_b, dtype):
+    a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=20)
+    bias = _rng(21).standard_normal(n).astype(dtype)
+    kw = dict(bias=bias, activation=ACTIVATION_CODES["gelu"], alpha=0.5)
+    one = G.gemm(a, b, trans_a, trans_b, num_threads=1, **kw)
+    two = G.gemm(a, b, trans_a, trans_b, num_threads=2, **kw)
+    three = G.gemm(a, b, trans_a, trans_b, num_threads=3, **kw)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, three)
+
+
+def test_nonpositive_thread_count_means_one():
+    a, b = _operands(30, 40, 50, np.float64, False, False)
+    np.testing.assert_array_equal(G.gemm(a, b, num_threads=0), G.gemm(a, b, num_threads=1))
+    np.testing.assert_array_equal(G.gemm(a, b, num_threads=-3), G.gemm(a, b, num_threads=1))
+
+
+# ---------------------------------------------------------------- the portable kernel
+
+@pytest.fixture
+def portable_kernel():
+    G._set_kernel("portable")
+    try:
+        yield
+    finally:
+        G._set_kernel("auto")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 13, 5), (32, 64, 300), (150, 67, 263)])
+def test_portable_kernel(m, n, k, trans_a, trans_b, dtype, portable_kernel):
+    assert G.kernel_name() == "portable"
+    a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=22)
+    bias = _rng(23).standard_normal(n).astype(dtype)
+    c0 = _rng(24).standard_normal((m, n)).astype(dtype)
+    preact = np.empty((m, n), dtype)
+    y = G.gemm(a, b, trans_a, trans_b, alpha=1.5, beta=-0.5, out=c0.copy(), bias=bias,
+               activation=ACTIVATION_CODES["relu"], preact=preact, num_threads=2)
+    _assert_close(preact, *_reference(a, b, trans_a, trans_b, 1.5, -0.5, c0, bias))
+    np.testing.assert_array_equal(y, np.maximum(preact, 0))
+
+
+def test_kernel_name():
+    assert G.kernel_name() in ("avx2_fma", "portable")
+    with pytest.raises(ValueError, match="_set_kernel"):
+        G._set_kernel("sse9")
+
+
+# ---------------------------------------------------------------- refused input
+
+def test_refuses_bad_arguments():
+    f32 = np.ones((3, 4), np.float32)
+    f64 = np.ones((4, 5), np.float64)
+    with pytest.raises(ValueError, match="dtype"):
+        G.gemm(f32, f64)
+    with pytest.raises(ValueError, match="dtype"):
+        G.gemm(np.ones((3, 4), np.int64), np.ones((4, 5), np.int64))
+    with pytest.raises(ValueError, match="inner dimensions"):
+        G.gemm(f64.T.copy(), f64.T.copy())
+    with pytest.raises(ValueError, match="2-D"):
+        G.gemm(np.ones(4), f64)
+    with pytest.raises(ValueError, match="2-D"):
+        G.gemm(f64.T.copy(), np.ones(4))
+    with pytest.raises(TypeError, match="a must be"):
+        G.gemm([[1.0]], f64)
+    with pytest.raises(TypeError, match="b must be"):
+        G.gemm(f64.T.copy(), [[1.0]])
+    a, b = np.ones((3, 4)), np.ones((4, 5))
+    with pytest.raises(ValueError, match="out must have shape"):
+        G.gemm(a, b, out=np.empty((5, 3)))
+    with pytest.raises(ValueError, match="out must have dtype"):
+        G.gemm(a, b, out=np.empty((3, 5), np.float32))
+    ro = np.empty((3, 5))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        G.gemm(a, b, out=ro)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        G.gemm(a, b, bias=np.ones(4))
+    with pytest.raises(ValueError, match="bias must have dtype"):
+        G.gemm(a, b, bias=np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="preact must have shape"):
+        G.gemm(a, b, preact=np.empty((3, 4)))
+    with pytest.raises(ValueError, match="activation"):
+        G.gemm(a, b, activation=12)
+    with pytest.raises(ValueError, match="activation"):
+        G.gemm(a, b, activation=-1)
