@@ -1,0 +1,240 @@
+"""fastnn.nn.functional: activations, linear, dropout and losses (values and gradients)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import config
+from fastnn.nn import functional as F
+from fastnn.tensor import Tensor, no_grad, tensor
+from gradcheck import assert_gradient_close, numerical_gradient
+
+
+def grad_check(f, *arrays, wrt=None):
+    """backward() of scalar f(*tensors) against central differences, for inputs ``wrt``."""
+    wrt = range(len(arrays)) if wrt is None else wrt
+    leaves = [tensor(a, dtype="float64", requires_grad=i in wrt) for i, a in enumerate(arrays)]
+    f(*leaves).backward()
+    for i in wrt:
+        def scalar(values, i=i):
+            with no_grad():
+                return f(*[Tensor(values) if j == i else Tensor(np.asarray(a, np.float64))
+                           for j, a in enumerate(arrays)]).item()
+        assert_gradient_close(leaves[i].grad.data,
+                              numerical_gradient(scalar, np.array(arrays[i], np.float64)),
+                              what=f"input {i}")
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def log_softmax(x, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+@pytest.fixture
+def x(rng):
+    values = rng.normal(size=(4, 5))
+    values[np.abs(values) < 1e-3] = 0.3  # away from the kinks of relu & co.
+    return values
+
+
+# ----------------------------------------------------------------------------
+# Activations
+# ----------------------------------------------------------------------------
+
+ACTIVATIONS = {
+    "relu": (F.relu, lambda v: np.maximum(v, 0)),
+    "sigmoid": (F.sigmoid, sigmoid),
+    "tanh": (F.tanh, np.tanh),
+    "softmax1": (lambda t: F.softmax(t, dim=1), lambda v: np.exp(log_softmax(v, 1))),
+    "softmax0": (lambda t: F.softmax(t, dim=0), lambda v: np.exp(log_softmax(v, 0))),
+    "log_softmax": (lambda t: F.log_softmax(t, dim=1), lambda v: log_softmax(v, 1)),
+    "gelu": (F.gelu, lambda v: 0.5 * v * (1 + np.vectorize(math.erf)(v / math.sqrt(2)))),
+    "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"),
+                  lambda v: 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))),
+    "elu": (lambda t: F.elu(t, alpha=0.7), lambda v: np.where(v > 0, v, 0.7 * np.expm1(v))),
+    "leaky_relu": (F.leaky_relu, lambda v: np.where(v > 0, v, 0.01 * v)),  # PyTorch's slope
+    "softplus": (F.softplus, lambda v: np.log1p(np.exp(v))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_values_and_gradients(name, x, use_backend, rng):
+    f, formula = ACTIVATIONS[name]
+    np.testing.assert_allclose(f(tensor(x)).numpy(), formula(x), rtol=1e-12, atol=1e-15)
+    weights = rng.normal(size=x.shape)
+    grad_check(lambda t: (f(t) * Tensor(weights)).sum(), x)
+
+
+def test_top_level_functions_are_the_functional_ones():
+    for name in ["relu", "sigmoid", "tanh", "softmax", "log_softmax"]:
+        assert getattr(fastnn, name) is getattr(F, name)
+    assert fastnn.softmax(np.zeros((2, 4)), dim=1).numpy().tolist() == [[0.25] * 4] * 2
+
+
+def test_softmax_without_dim_warns_and_uses_pytorchs_choice():
+    with pytest.warns(UserWarning, match="dim"):
+        out = F.softmax(tensor(np.zeros((2, 3))))
+    np.testing.assert_allclose(out.numpy(), 1 / 3)
+
+
+def test_activation_input_errors():
+    with pytest.raises(TypeError, match="float"):
+        F.relu(tensor([1, 2]))
+    with pytest.raises(ValueError, match="NaN"):
+        F.relu(np.array([np.inf]))
+    with pytest.raises(TypeError, match="alpha"):
+        F.elu(tensor([1.0]), alpha="big")
+    with pytest.raises(ValueError, match="out of range"):
+        F.softmax(tensor(np.zeros((2, 3))), dim=2)
+
+
+# ----------------------------------------------------------------------------
+# linear and dropout
+# ----------------------------------------------------------------------------
+
+def test_linear_function_values_and_gradients(use_backend, rng):
+    x, w, b = rng.normal(size=(3, 4)), rng.normal(size=(2, 4)), rng.normal(size=2)
+    np.testing.assert_allclose(F.linear(tensor(x), tensor(w), tensor(b)).numpy(), x @ w.T + b,
+                               rtol=1e-13)
+    np.testing.assert_allclose(F.linear(tensor(x), tensor(w)).numpy(), x @ w.T, rtol=1e-13)
+    r = rng.normal(size=(3, 2))
+    grad_check(lambda x_, w_, b_: (F.linear(x_, w_, b_) * Tensor(r)).sum(), x, w, b)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        F.linear(tensor(x), tensor(w), tensor(np.zeros(3)))
+    with pytest.raises(ValueError, match="2-D"):
+        F.linear(tensor(x), tensor(np.zeros(4)))
+
+
+def test_dropout(rng):
+    x = tensor(np.ones((200, 50)), requires_grad=True)
+    fastnn.manual_seed(5)
+    y = F.dropout(x, p=0.3)
+    values = np.unique(y.numpy())
+    np.testing.assert_allclose(values, [0.0, 1 / 0.7])
+    assert abs(np.mean(y.numpy() == 0) - 0.3) < 0.02
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, y.numpy())  # d(x * mask)/dx = mask
+    fastnn.manual_seed(5)
+    np.testing.assert_array_equal(F.dropout(x, p=0.3).numpy(), y.numpy())
+    assert F.dropout(x, p=0.3, training=False) is x
+    assert F.dropout(x, p=0.0) is x
+    assert np.all(F.dropout(x, p=1.0).numpy() == 0)
+    with pytest.raises(ValueError, match="p must be >= 0"):
+        F.dropout(x, p=-0.1)
+
+
+# ----------------------------------------------------------------------------
+# Losses: values (hand formulas) and gradients (finite differences), every reduction
+# ----------------------------------------------------------------------------
+
+REDUCE = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}
+
+
+@pytest.mark.parametrize("reduction", sorted(REDUCE))
+def test_regression_losses(reduction, use_backend, rng):
+    pred, target = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    cases = [(F.mse_loss, (pred - target) ** 2), (F.l1_loss, np.abs(pred - target))]
+    weights = rng.normal(size=(4, 3)) if reduction == "none" else 1.0
+    for fn, elementwise in cases:
+        out = fn(tensor(pred), target, reduction=reduction)
+        np.testing.assert_allclose(out.numpy(), REDUCE[reduction](elementwise), rtol=1e-13)
+        # Gradients with respect to both the prediction and the target.
+        grad_check(lambda p, t: (fn(p, t, reduction=reduction) * Tensor(np.asarray(weights))).sum(),
+                   pred, target)
+
+
+def test_regression_losses_on_1d_and_list_targets():
+    assert F.mse_loss(tensor([1.0, 2.0, 3.0]), [1.0, 0.0, 0.0]).item() == pytest.approx(13 / 3)
+    assert F.l1_loss(tensor([[1.0], [2.0]]), np.array([[0.0], [0.0]]), reduction="sum").item() == 3.0
+    with pytest.raises(ValueError, match="target shape"):
+        F.mse_loss(tensor(np.zeros((4, 1))), np.zeros(4))
+    with pytest.raises(ValueError, match="NaN"):
+        F.mse_loss(tensor([1.0]), [np.nan])
+
+
+@pytest.mark.parametrize("reduction", sorted(REDUCE))
+def test_cross_entropy_with_class_indices(reduction, use_backend, rng):
+    logits, labels = rng.normal(size=(5, 4)), np.array([0, 3, 1, 1, 2])
+    expected = -log_softmax(logits, 1)[np.arange(5), labels]
+    out = F.cross_entropy(tensor(logits), labels, reduction=reduction)
+    np.testing.assert_allclose(out.numpy(), REDUCE[reduction](expected), rtol=1e-13)
+    weights = rng.normal(size=5) if reduction == "none" else 1.0
+    grad_check(lambda z: (F.cross_entropy(z, labels, reduction=reduction) * Tensor(np.asarray(weights))).sum(),
+               logits)
+    # labels as a list or a Tensor give the same
+    assert F.cross_entropy(tensor(logits), labels.tolist()).item() == \
+        pytest.approx(F.cross_entropy(tensor(logits), tensor(labels)).item(), rel=1e-15)
+
+
+def test_cross_entropy_with_class_probabilities(use_backend, rng):
+    logits = rng.normal(size=(3, 4))
+    probs = rng.dirichlet(np.ones(4), size=3)
+    expected = -(probs * log_softmax(logits, 1)).sum(1)
+    np.testing.assert_allclose(F.cross_entropy(tensor(logits), probs).item(), expected.mean(), rtol=1e-13)
+    np.testing.assert_allclose(F.cross_entropy(tensor(logits), probs, reduction="none").numpy(),
+                               expected, rtol=1e-13)
+    grad_check(lambda z: F.cross_entropy(z, probs), logits)
+
+
+def test_cross_entropy_errors():
+    logits = tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="label 4"):
+        F.cross_entropy(logits, [0, 1, 4])
+    with pytest.raises(ValueError, match="negative label"):
+        F.cross_entropy(logits, [0, -1, 2])
+    with pytest.raises(ValueError, match="3 rows but target has 2"):
+        F.cross_entropy(logits, [0, 1])
+    with pytest.raises(ValueError, match="fractional"):
+        F.cross_entropy(logits, [0.5, 1, 2])
+    with pytest.raises(ValueError, match=r"\(batch, classes\)"):
+        F.cross_entropy(tensor(np.zeros((2, 3, 4))), [0, 1])
+    with pytest.raises(ValueError, match="reduction"):
+        F.cross_entropy(logits, [0, 1, 2], reduction="avg")
+
+
+def test_nll_loss_after_log_softmax_equals_cross_entropy(rng):
+    logits, labels = tensor(rng.normal(size=(6, 3))), rng.integers(0, 3, 6)
+    for reduction in ("mean", "sum"):
+        np.testing.assert_allclose(
+            F.nll_loss(F.log_softmax(logits, 1), labels, reduction=reduction).item(),
+            F.cross_entropy(logits, labels, reduction=reduction).item(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", sorted(REDUCE))
+def test_binary_cross_entropies(reduction, use_backend, rng):
+    logits = rng.normal(size=(4, 2))
+    p = sigmoid(logits)
+    t = rng.integers(0, 2, size=(4, 2)).astype(np.float64)
+    expected = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    weights = rng.normal(size=(4, 2)) if reduction == "none" else 1.0
+    np.testing.assert_allclose(F.binary_cross_entropy(tensor(p), t, reduction=reduction).numpy(),
+                               REDUCE[reduction](expected), rtol=1e-12)
+    np.testing.assert_allclose(
+        F.binary_cross_entropy_with_logits(tensor(logits), t, reduction=reduction).numpy(),
+        REDUCE[reduction](expected), rtol=1e-12)
+    grad_check(lambda q: (F.binary_cross_entropy(q, t, reduction=reduction)
+                          * Tensor(np.asarray(weights))).sum(), p)
+    grad_check(lambda z: (F.binary_cross_entropy_with_logits(z, t, reduction=reduction)
+                          * Tensor(np.asarray(weights))).sum(), logits)
+
+
+def test_binary_cross_entropy_input_checks():
+    with pytest.raises(ValueError, match="probabilities in \\[0, 1\\]"):
+        F.binary_cross_entropy(tensor([0.5, 1.5]), [0.0, 1.0])
+    # logits as large as 1000 stay finite: the loss is computed from the logits
+    value = F.binary_cross_entropy_with_logits(tensor([1000.0, -1000.0], dtype="float64"), [0.0, 1.0])
+    assert value.item() == pytest.approx(1000.0)
+
+
+def test_loss_dtype_follows_the_input():
+    config.set_floatx("float32")
+    out = F.cross_entropy(tensor(np.zeros((2, 3), np.float32), requires_grad=True), [0, 1])
+    assert out.dtype == np.float32
+    out.backward()
