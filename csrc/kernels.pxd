@@ -703,19 +703,30 @@ cdef inline double loss_rows(int code,
 # ---------------------------------------------------------------------------
 
 cdef inline double _sum_sq_chunk(const floating *x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double s = 0
-    for i in range(n):
-        s += <double>x[i] * x[i]
-    return s
+    # Four running sums (a fixed order; breaks the add latency chain), then a tail.
+    cdef Py_ssize_t i, n4 = n - n % 4
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    for i in range(0, n4, 4):
+        s0 += <double>x[i] * x[i]
+        s1 += <double>x[i + 1] * x[i + 1]
+        s2 += <double>x[i + 2] * x[i + 2]
+        s3 += <double>x[i + 3] * x[i + 3]
+    for i in range(n4, n):
+        s0 += <double>x[i] * x[i]
+    return (s0 + s1) + (s2 + s3)
 
 
 cdef inline double _sum_abs_chunk(const floating *x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double s = 0
-    for i in range(n):
-        s += fabs(<double>x[i])
-    return s
+    cdef Py_ssize_t i, n4 = n - n % 4
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    for i in range(0, n4, 4):
+        s0 += fabs(<double>x[i])
+        s1 += fabs(<double>x[i + 1])
+        s2 += fabs(<double>x[i + 2])
+        s3 += fabs(<double>x[i + 3])
+    for i in range(n4, n):
+        s0 += fabs(<double>x[i])
+    return (s0 + s1) + (s2 + s3)
 
 
 cdef inline double _reduce(const floating *x, Py_ssize_t size, bint absolute,
@@ -829,32 +840,51 @@ cdef inline void l1l2_grad(const floating *w,   # IN (size,)
 # ---------------------------------------------------------------------------
 # Optimizer updates (torch.optim's single-tensor formulas), in place, one pass
 # ---------------------------------------------------------------------------
-# Each ``_<name>_chunk`` updates n consecutive parameters; the drivers split the
+# ``_<name>_chunk`` updates n consecutive parameters. Its options are ``bint``
+# arguments, and ``_<name>_piece`` calls it with literal constants for the
+# common cases: once inlined, that loop has no branch and vectorizes (a loop
+# that tests run-time flags per element does not). The drivers split the
 # parameter into CHUNK pieces. Scalars arrive as double and are rounded to the
 # parameter's type once, as NumPy does with a Python float and a float32 array.
 # Weight decay: coupled adds wd * param to the gradient (torch's weight_decay);
-# decoupled multiplies param by (1 - lr * wd) first (AdamW, Keras).
+# decoupled multiplies param by decay = 1 - lr * wd first (AdamW, Keras); decay
+# is 1 when off, and multiplying by 1 is exact, so that product is unconditional.
 
 cdef inline void _sgd_chunk(floating *p, const floating *g, floating *buf, Py_ssize_t n,
                             floating lr, floating momentum, floating one_minus_damp,
-                            bint nesterov, floating wd, floating decay,
-                            bint first_step) noexcept nogil:
+                            floating wd, floating decay, bint use_momentum, bint nesterov,
+                            bint coupled, bint first_step) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating d, b
     for i in range(n):
-        if decay != 1:
-            p[i] = p[i] * decay
+        p[i] = p[i] * decay
         d = g[i]
-        if wd != 0:
+        if coupled:
             d = d + wd * p[i]
-        if momentum != 0:
+        if use_momentum:
             if first_step:
-                b = d                                   # buf = g
+                b = d                                        # buf = g
             else:
-                b = buf[i] * momentum + one_minus_damp * d  # buf = mu buf + (1 - dampening) g
+                b = buf[i] * momentum + one_minus_damp * d   # buf = mu buf + (1 - dampening) g
             buf[i] = b
             d = d + momentum * b if nesterov else b
         p[i] = p[i] - lr * d
+
+
+cdef inline void _sgd_piece(floating *p, const floating *g, floating *buf, Py_ssize_t n,
+                            floating lr, floating momentum, floating one_minus_damp,
+                            floating wd, floating decay, bint use_momentum, bint nesterov,
+                            bint coupled, bint first_step) noexcept nogil:
+    if not coupled and not nesterov and not first_step:
+        if use_momentum:
+            _sgd_chunk(p, g, buf, n, lr, momentum, one_minus_damp, wd, decay,
+                       True, False, False, False)
+        else:
+            _sgd_chunk(p, g, buf, n, lr, momentum, one_minus_damp, wd, decay,
+                       False, False, False, False)
+    else:
+        _sgd_chunk(p, g, buf, n, lr, momentum, one_minus_damp, wd, decay,
+                   use_momentum, nesterov, coupled, first_step)
 
 
 cdef inline void sgd_update(floating *param,           # INOUT (size,)
@@ -866,34 +896,36 @@ cdef inline void sgd_update(floating *param,           # INOUT (size,)
     """SGD with (Nesterov) momentum: param -= lr * g."""
     cdef Py_ssize_t c, start, nc = n_chunks(size, CHUNK)
     cdef floating wd = 0, decay = 1
+    cdef bint coupled = weight_decay != 0 and not decoupled
     if weight_decay != 0:
         if decoupled:
             decay = <floating>(1 - lr * weight_decay)
         else:
             wd = <floating>weight_decay
     if num_threads <= 1 or nc <= 1:
-        _sgd_chunk(param, grad, velocity, size, <floating>lr, <floating>momentum,
-                   <floating>(1 - dampening), nesterov, wd, decay, first_step)
+        _sgd_piece(param, grad, velocity, size, <floating>lr, <floating>momentum,
+                   <floating>(1 - dampening), wd, decay, momentum != 0, nesterov, coupled,
+                   first_step)
         return
     for c in prange(nc, num_threads=num_threads, schedule='static'):
         start = c * CHUNK
-        _sgd_chunk(param + start, grad + start, (velocity + start) if velocity != NULL else NULL,
+        _sgd_piece(param + start, grad + start, (velocity + start) if velocity != NULL else NULL,
                    min(<Py_ssize_t>CHUNK, size - start), <floating>lr, <floating>momentum,
-                   <floating>(1 - dampening), nesterov, wd, decay, first_step)
+                   <floating>(1 - dampening), wd, decay, momentum != 0, nesterov, coupled,
+                   first_step)
 
 
 cdef inline void _adam_chunk(floating *p, const floating *g, floating *m, floating *v,
                              floating *v_max, Py_ssize_t n, floating beta_1, floating beta_2,
                              floating one_minus_b1, floating one_minus_b2, floating step_size,
                              floating bc2_sqrt, floating eps, floating wd, floating decay,
-                             bint amsgrad) noexcept nogil:
+                             bint coupled, bint amsgrad) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating d, mi, vi, denom
     for i in range(n):
-        if decay != 1:
-            p[i] = p[i] * decay
+        p[i] = p[i] * decay
         d = g[i]
-        if wd != 0:
+        if coupled:
             d = d + wd * p[i]
         mi = m[i] * beta_1 + one_minus_b1 * d            # m = b1 m + (1 - b1) g
         vi = v[i] * beta_2 + one_minus_b2 * d * d        # v = b2 v + (1 - b2) g^2
@@ -908,6 +940,19 @@ cdef inline void _adam_chunk(floating *p, const floating *g, floating *m, floati
         p[i] = p[i] - step_size * mi / denom
 
 
+cdef inline void _adam_piece(floating *p, const floating *g, floating *m, floating *v,
+                             floating *v_max, Py_ssize_t n, floating beta_1, floating beta_2,
+                             floating one_minus_b1, floating one_minus_b2, floating step_size,
+                             floating bc2_sqrt, floating eps, floating wd, floating decay,
+                             bint coupled, bint amsgrad) noexcept nogil:
+    if not coupled and not amsgrad:
+        _adam_chunk(p, g, m, v, v_max, n, beta_1, beta_2, one_minus_b1, one_minus_b2, step_size,
+                    bc2_sqrt, eps, wd, decay, False, False)
+    else:
+        _adam_chunk(p, g, m, v, v_max, n, beta_1, beta_2, one_minus_b1, one_minus_b2, step_size,
+                    bc2_sqrt, eps, wd, decay, coupled, amsgrad)
+
+
 cdef inline void adam_update(floating *param,        # INOUT (size,)
                              const floating *grad,   # IN (size,)
                              floating *m,            # INOUT (size,) first moment
@@ -919,6 +964,7 @@ cdef inline void adam_update(floating *param,        # INOUT (size,)
     """Adam / AdamW / AMSGrad step number ``step`` (from 1)."""
     cdef Py_ssize_t c, start, nc = n_chunks(size, CHUNK)
     cdef floating wd = 0, decay = 1
+    cdef bint coupled = weight_decay != 0 and not decoupled
     cdef floating step_size = <floating>(lr / (1 - beta_1 ** step))
     cdef floating bc2_sqrt = <floating>sqrt(1 - beta_2 ** step)
     if weight_decay != 0:
@@ -927,30 +973,30 @@ cdef inline void adam_update(floating *param,        # INOUT (size,)
         else:
             wd = <floating>weight_decay
     if num_threads <= 1 or nc <= 1:
-        _adam_chunk(param, grad, m, v, v_max, size, <floating>beta_1, <floating>beta_2,
+        _adam_piece(param, grad, m, v, v_max, size, <floating>beta_1, <floating>beta_2,
                     <floating>(1 - beta_1), <floating>(1 - beta_2), step_size, bc2_sqrt,
-                    <floating>epsilon, wd, decay, amsgrad)
+                    <floating>epsilon, wd, decay, coupled, amsgrad)
         return
     for c in prange(nc, num_threads=num_threads, schedule='static'):
         start = c * CHUNK
-        _adam_chunk(param + start, grad + start, m + start, v + start,
+        _adam_piece(param + start, grad + start, m + start, v + start,
                     (v_max + start) if v_max != NULL else NULL,
                     min(<Py_ssize_t>CHUNK, size - start), <floating>beta_1, <floating>beta_2,
                     <floating>(1 - beta_1), <floating>(1 - beta_2), step_size, bc2_sqrt,
-                    <floating>epsilon, wd, decay, amsgrad)
+                    <floating>epsilon, wd, decay, coupled, amsgrad)
 
 
 cdef inline void _rmsprop_chunk(floating *p, const floating *g, floating *sq, floating *buf,
                                 floating *gavg, Py_ssize_t n, floating lr, floating rho,
                                 floating one_minus_rho, floating eps, floating momentum,
-                                bint centered, floating wd, floating decay) noexcept nogil:
+                                floating wd, floating decay, bint coupled, bint centered,
+                                bint use_momentum) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating d, s, a, avg
     for i in range(n):
-        if decay != 1:
-            p[i] = p[i] * decay
+        p[i] = p[i] * decay
         d = g[i]
-        if wd != 0:
+        if coupled:
             d = d + wd * p[i]
         s = sq[i] * rho + one_minus_rho * d * d          # E[g^2] = rho E[g^2] + (1 - rho) g^2
         sq[i] = s
@@ -960,11 +1006,28 @@ cdef inline void _rmsprop_chunk(floating *p, const floating *g, floating *sq, fl
             avg = _sqrt(s - a * a) + eps
         else:
             avg = _sqrt(s) + eps
-        if momentum > 0:
+        if use_momentum:
             buf[i] = buf[i] * momentum + d / avg         # buf = mu buf + g / avg
             p[i] = p[i] - lr * buf[i]
         else:
             p[i] = p[i] - lr * d / avg
+
+
+cdef inline void _rmsprop_piece(floating *p, const floating *g, floating *sq, floating *buf,
+                                floating *gavg, Py_ssize_t n, floating lr, floating rho,
+                                floating one_minus_rho, floating eps, floating momentum,
+                                floating wd, floating decay, bint coupled, bint centered,
+                                bint use_momentum) noexcept nogil:
+    if not coupled and not centered:
+        if use_momentum:
+            _rmsprop_chunk(p, g, sq, buf, gavg, n, lr, rho, one_minus_rho, eps, momentum, wd,
+                           decay, False, False, True)
+        else:
+            _rmsprop_chunk(p, g, sq, buf, gavg, n, lr, rho, one_minus_rho, eps, momentum, wd,
+                           decay, False, False, False)
+    else:
+        _rmsprop_chunk(p, g, sq, buf, gavg, n, lr, rho, one_minus_rho, eps, momentum, wd,
+                       decay, coupled, centered, use_momentum)
 
 
 cdef inline void rmsprop_update(floating *param,          # INOUT (size,)
@@ -978,40 +1041,49 @@ cdef inline void rmsprop_update(floating *param,          # INOUT (size,)
     """RMSprop: divide the gradient by a running root mean square of its history."""
     cdef Py_ssize_t c, start, nc = n_chunks(size, CHUNK)
     cdef floating wd = 0, decay = 1
+    cdef bint coupled = weight_decay != 0 and not decoupled
     if weight_decay != 0:
         if decoupled:
             decay = <floating>(1 - lr * weight_decay)
         else:
             wd = <floating>weight_decay
     if num_threads <= 1 or nc <= 1:
-        _rmsprop_chunk(param, grad, square_avg, momentum_buf, grad_avg, size, <floating>lr,
+        _rmsprop_piece(param, grad, square_avg, momentum_buf, grad_avg, size, <floating>lr,
                        <floating>rho, <floating>(1 - rho), <floating>epsilon,
-                       <floating>momentum, centered, wd, decay)
+                       <floating>momentum, wd, decay, coupled, centered, momentum > 0)
         return
     for c in prange(nc, num_threads=num_threads, schedule='static'):
         start = c * CHUNK
-        _rmsprop_chunk(param + start, grad + start, square_avg + start,
+        _rmsprop_piece(param + start, grad + start, square_avg + start,
                        (momentum_buf + start) if momentum_buf != NULL else NULL,
                        (grad_avg + start) if grad_avg != NULL else NULL,
                        min(<Py_ssize_t>CHUNK, size - start), <floating>lr, <floating>rho,
-                       <floating>(1 - rho), <floating>epsilon, <floating>momentum, centered,
-                       wd, decay)
+                       <floating>(1 - rho), <floating>epsilon, <floating>momentum, wd, decay,
+                       coupled, centered, momentum > 0)
 
 
 cdef inline void _adagrad_chunk(floating *p, const floating *g, floating *ss, Py_ssize_t n,
-                                floating clr, floating eps, floating wd,
-                                floating decay) noexcept nogil:
+                                floating clr, floating eps, floating wd, floating decay,
+                                bint coupled) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating d, s
     for i in range(n):
-        if decay != 1:
-            p[i] = p[i] * decay
+        p[i] = p[i] * decay
         d = g[i]
-        if wd != 0:
+        if coupled:
             d = d + wd * p[i]
         s = ss[i] + d * d                                # sum g^2
         ss[i] = s
         p[i] = p[i] - clr * d / (_sqrt(s) + eps)
+
+
+cdef inline void _adagrad_piece(floating *p, const floating *g, floating *ss, Py_ssize_t n,
+                                floating clr, floating eps, floating wd, floating decay,
+                                bint coupled) noexcept nogil:
+    if coupled:
+        _adagrad_chunk(p, g, ss, n, clr, eps, wd, decay, True)
+    else:
+        _adagrad_chunk(p, g, ss, n, clr, eps, wd, decay, False)
 
 
 cdef inline void adagrad_update(floating *param,       # INOUT (size,)
@@ -1023,6 +1095,7 @@ cdef inline void adagrad_update(floating *param,       # INOUT (size,)
     """Adagrad: param -= clr g / (sqrt(sum g^2) + eps), clr = lr / (1 + (step - 1) lr_decay)."""
     cdef Py_ssize_t c, start, nc = n_chunks(size, CHUNK)
     cdef floating wd = 0, decay = 1
+    cdef bint coupled = weight_decay != 0 and not decoupled
     cdef floating clr = <floating>(lr / (1 + (step - 1) * lr_decay))
     if weight_decay != 0:
         if decoupled:
@@ -1030,9 +1103,10 @@ cdef inline void adagrad_update(floating *param,       # INOUT (size,)
         else:
             wd = <floating>weight_decay
     if num_threads <= 1 or nc <= 1:
-        _adagrad_chunk(param, grad, sum_sq, size, clr, <floating>epsilon, wd, decay)
+        _adagrad_piece(param, grad, sum_sq, size, clr, <floating>epsilon, wd, decay, coupled)
         return
     for c in prange(nc, num_threads=num_threads, schedule='static'):
         start = c * CHUNK
-        _adagrad_chunk(param + start, grad + start, sum_sq + start,
-                       min(<Py_ssize_t>CHUNK, size - start), clr, <floating>epsilon, wd, decay)
+        _adagrad_piece(param + start, grad + start, sum_sq + start,
+                       min(<Py_ssize_t>CHUNK, size - start), clr, <floating>epsilon, wd, decay,
+                       coupled)
