@@ -19,11 +19,16 @@ __all__ = [
 
 
 def suggest(name, choices) -> str:
-    """A '; did you mean ...?' suffix for an unknown ``name``, or ''."""
+    """A '; did you mean ...?' suffix for an unknown ``name``, or ''.
+
+    Names are compared without regard to case (``'dnse'`` finds ``'Dense'``); the
+    suggestion is spelled as in ``choices``.
+    """
     if not isinstance(name, str):
         return ""
-    close = difflib.get_close_matches(name.lower(), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    spelled = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(spelled), n=1, cutoff=0.6)
+    return f"; did you mean {spelled[close[0]]!r}?" if close else ""
 
 
 def lookup(kind: str, name, table: dict):
@@ -38,32 +43,47 @@ def lookup(kind: str, name, table: dict):
     return table[key]
 
 
+def _float_dtype(value, what: str) -> np.dtype:
+    """``value`` (a dtype, a type or a name) as native float32 or float64.
+
+    ``what`` starts the error messages (``"dtype"``, ``"set_floatx: value"``).
+    """
+    # np.dtype(None) is float64 and np.dtype(np.float32(1)) is float32: neither
+    # is a way of naming a dtype, so refuse them before NumPy guesses.
+    if value is None or not isinstance(value, (str, bytes, type, np.dtype)):
+        raise TypeError(f"{what} must be 'float32' or 'float64', got {value!r}")
+    try:
+        dt = np.dtype(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be 'float32' or 'float64', got {value!r}") from None
+    # '>f4' is float32 in the other byte order: the same numbers, so give the native type.
+    if dt.kind != "f" or dt.itemsize not in (4, 8) or dt.fields is not None:
+        raise ValueError(f"{what} must be 'float32' or 'float64', got {value!r} ({dt})")
+    return np.dtype(np.float32 if dt.itemsize == 4 else np.float64)
+
+
 def resolve_dtype(dtype=None) -> np.dtype:
     """``dtype`` as a float NumPy dtype (float32/float64), default ``config.floatx()``."""
     from fastnn import config
     if dtype is None:
         dtype = config.floatx()
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dt.name}")
-    return dt
+    return _float_dtype(dtype, "dtype")
 
 
 def _to_array(x, name):
+    """``x`` as a NumPy array (any dtype), or a TypeError/ValueError naming ``name``."""
     if isinstance(x, np.ndarray):
         return x
-    if hasattr(x, "__array__") and not isinstance(x, (list, tuple)):
-        return np.asarray(x)
-    if isinstance(x, (list, tuple)):
+    if isinstance(x, (list, tuple)) or hasattr(x, "__array__") or (
+            isinstance(x, numbers.Number) and not isinstance(x, bool)):
         try:
             return np.asarray(x)
-        except ValueError as exc:  # ragged nested lists
-            raise ValueError(f"{name}: could not make an array ({exc}); is it ragged?") from None
-    if isinstance(x, numbers.Number) and not isinstance(x, bool):
-        return np.asarray(x)
+        except ValueError as exc:
+            hint = "; is it ragged?" if "inhomogeneous" in str(exc) else ""
+            raise ValueError(f"{name}: could not make an array ({exc}){hint}") from None
+        except (TypeError, RuntimeError, OverflowError) as exc:
+            # e.g. a torch tensor that requires grad refuses __array__ with RuntimeError
+            raise TypeError(f"{name}: could not make an array of {type(x).__name__} ({exc})") from None
     raise TypeError(f"{name} must be an array-like of numbers, got {type(x).__name__}")
 
 
@@ -89,8 +109,14 @@ def as_float_array(x, name: str, *, dtype=None, ndim=None, min_ndim=None, allow_
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one sample")
     # np.asarray(order="C") keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
-    out = np.array(arr, dtype=dt, order="C", copy=True) if copy else np.asarray(arr, dtype=dt, order="C")
+    # A longdouble beyond float64's range overflows to inf: the finiteness check
+    # below reports it, so NumPy's overflow warning would only repeat it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(arr, dtype=dt, order="C", copy=True) if copy else np.asarray(arr, dtype=dt, order="C")
     if not allow_nonfinite and kind == "f" and not np.isfinite(out).all():
+        if np.isfinite(arr).all():  # finite in, infinite out: the cast overflowed
+            raise ValueError(f"{name} has values too large for {dt.name} "
+                             f"(largest magnitude {float(np.abs(arr).max()):g})")
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
     return out
@@ -112,15 +138,19 @@ def as_label_array(y, name: str, *, num_classes=None) -> np.ndarray:
             raise ValueError(f"{name} contains NaN or infinite labels")
         if not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integer class labels, got fractional values")
-    labels = arr.astype(np.int64)
-    if labels.min() < 0:
-        raise ValueError(f"{name} has negative label {int(labels.min())}; labels must be >= 0")
-    if num_classes is not None and labels.max() >= num_classes:
+    # Bounds are checked before the cast to int64: 1e20 or a uint64 >= 2**63 would
+    # wrap around (to a "negative" label) instead of being reported as too large.
+    lowest, highest = int(arr.min()), int(arr.max())
+    if lowest < 0:
+        raise ValueError(f"{name} has negative label {lowest}; labels must be >= 0")
+    if num_classes is not None and highest >= num_classes:
         raise ValueError(
-            f"{name} has label {int(labels.max())} but the model has {num_classes} classes "
+            f"{name} has label {highest} but the model has {num_classes} classes "
             f"(labels must be in [0, {num_classes - 1}])"
         )
-    return np.ascontiguousarray(labels)
+    if highest > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} has label {highest}, too large for a class index")
+    return np.ascontiguousarray(arr, dtype=np.int64)
 
 
 def check_int(value, name: str, *, minimum=None, maximum=None, allow_none=False):
@@ -144,7 +174,10 @@ def check_float(value, name: str, *, minimum=None, maximum=None, min_inclusive=T
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float range, e.g. 10**400
+        raise ValueError(f"{name} must be finite, got an integer too large for a float") from None
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if minimum is not None and (value < minimum or (not min_inclusive and value == minimum)):
@@ -165,8 +198,27 @@ def check_probability(value, name: str, *, allow_one=False):
 
 
 def check_same_length(**arrays):
-    """Raise ValueError unless all given arrays have the same first dimension."""
-    lengths = {k: len(v) for k, v in arrays.items() if v is not None}
+    """Raise ValueError unless all given arrays have the same first dimension.
+
+    ``None`` values are skipped; a scalar (or 0-d array) is a ValueError and a
+    thing without a length a TypeError, each naming its argument.
+    """
+    lengths = {}
+    for key, value in arrays.items():
+        if value is None:
+            continue
+        shape = getattr(value, "shape", None)
+        if isinstance(shape, tuple):
+            if not shape:
+                raise ValueError(f"{key} must have one entry per sample, got a scalar")
+            lengths[key] = shape[0]
+            continue
+        try:
+            lengths[key] = len(value)
+        except TypeError:
+            raise TypeError(
+                f"{key} must be an array-like with one entry per sample, got {type(value).__name__}"
+            ) from None
     if len(set(lengths.values())) > 1:
         desc = ", ".join(f"{k} has {n}" for k, n in lengths.items())
         raise ValueError(f"mismatched number of samples: {desc}")
