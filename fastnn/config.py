@@ -81,6 +81,8 @@ def set_backend(name: str) -> None:
         If ``name`` is not a known backend or ``'fast'`` is not compiled.
     """
     from fastnn import backends
+    if not isinstance(name, str):  # backends.get(None) would mean "the active one"
+        raise TypeError(f"set_backend: name must be a string ('fast' or 'reference'), got {name!r}")
     backends.get(name)  # validates the name and that it can be loaded
     global _BACKEND
     _BACKEND = name
@@ -103,16 +105,20 @@ def floatx() -> str:
 
 
 def set_floatx(value: str) -> None:
-    """Set the default float type (``'float32'`` or ``'float64'``) for new layers and data."""
+    """Set the default float type (``'float32'`` or ``'float64'``) for new layers and data.
+
+    ``value`` may also be the NumPy type or dtype (``np.float32``).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` does not name a dtype (``None`` included).
+    ValueError
+        If it names a dtype other than float32 and float64.
+    """
+    from fastnn._validation import _float_dtype
     global _FLOATX
-    import numpy as np
-    try:
-        name = np.dtype(value).name
-    except TypeError:
-        raise TypeError(f"set_floatx: value must be 'float32' or 'float64', got {value!r}") from None
-    if name not in ("float32", "float64"):
-        raise ValueError(f"set_floatx: value must be 'float32' or 'float64', got {value!r}")
-    _FLOATX = name
+    _FLOATX = _float_dtype(value, "set_floatx: value").name
 
 
 def _cpus_available() -> int:
