@@ -22,8 +22,9 @@ def set_random_seed(seed: int) -> None:
         raise TypeError(f"set_random_seed: seed must be an int, got {seed!r}")
     if seed < 0:
         raise ValueError(f"set_random_seed: seed must be >= 0, got {seed}")
-    global _RNG
-    _RNG = np.random.default_rng(int(seed))
+    # Reseed the one generator in place (the stream of default_rng(seed)), so a
+    # reference to rng() taken before the call follows the new seed too.
+    _RNG.bit_generator.state = np.random.PCG64(int(seed)).state
 
 
 def rng() -> np.random.Generator:
