@@ -29,8 +29,11 @@ then runs the per-op path):
 * callbacks that must see every batch (the model's training loop checks this
   before asking for a trainer).
 
-Threads: the plan gets ``fastnn.config.get_num_threads()`` and the same work
-threshold as :func:`fastnn.config.threads_for`; results do not depend on them.
+Threads: a chunk runs either on ``fastnn.config.get_num_threads()`` threads
+(kernels split above the work threshold of :func:`fastnn.config.threads_for`)
+or on one; the trainer times both and keeps the faster (on a busy machine a
+parallel region per kernel costs more than it saves). Results do not depend on
+the thread count.
 """
 from __future__ import annotations
 
@@ -334,14 +337,61 @@ def fused_trainer_for(model, batch_size):
         return None
 
 
-def _exact_in_chunks(metric, n_out, weighted):
+class _ThreadTuner:
+    """Chooses, from measured seconds per step, whether chunks use all threads or one.
+
+    On a quiet machine a second thread pays for the larger GEMMs and the
+    optimizer update; on a busy one every parallel region waits for its slowest
+    thread (tens of times slower than one thread when the cores are
+    oversubscribed). Results do not depend on the choice, so the trainer times
+    both on short probe chunks, keeps the faster, and re-times the other now and
+    then -- less and less often while it keeps losing.
+    """
+
+    PROBE_STEPS = 2     # steps of a probe chunk (cheap even when the option is bad)
+    KEEP = 3            # recent timings kept per option (their median decides)
+    FIRST_INTERVAL = 8  # chunks before the first re-timing; doubles after each loss
+    MAX_INTERVAL = 1024
+
+    def __init__(self, *options):
+        self.options = tuple(dict.fromkeys(options))   # distinct, in order of preference
+        self.times = {o: [] for o in self.options}
+        self.interval = self.FIRST_INTERVAL
+        self.countdown = self.interval
+        self.best = self.options[0]
+
+    def _score(self, option):
+        t = sorted(self.times[option])
+        return t[len(t) // 2] if t else float("inf")
+
+    def choose(self):
+        """(threads, step limit or None) for the next chunk: a short probe or a full chunk."""
+        fewest = min(self.options, key=lambda o: len(self.times[o]))
+        if len(self.times[fewest]) < 2:
+            return fewest, self.PROBE_STEPS
+        best = min(self.options, key=self._score)
+        if best != self.best:
+            self.best, self.interval = best, self.FIRST_INTERVAL
+        self.countdown -= 1
+        if self.countdown <= 0 and len(self.options) > 1:
+            other = next(o for o in self.options if o != best)
+            self.interval = min(2 * self.interval, self.MAX_INTERVAL)
+            self.countdown = self.interval
+            return other, self.PROBE_STEPS
+        return best, None
+
+    def record(self, option, seconds_per_step):
+        t = self.times.setdefault(option, [])
+        t.append(seconds_per_step)
+        del t[:-self.KEEP]
+
+
+def _exact_in_chunks(metric, n_out):
     """True if updating ``metric`` once per chunk gives exactly the per-batch state.
 
-    Unweighted means of per-sample values in {0, 1} add exactly, in any grouping;
-    anything else is updated batch by batch, as the per-op path does.
+    Means of per-sample values in {0, 1} add exactly, in any grouping; anything
+    else is updated batch by batch, as the per-op path does.
     """
-    if weighted:
-        return False
     from fastnn import metrics as M
     names = ("SparseCategoricalAccuracy", "CategoricalAccuracy", "TopKCategoricalAccuracy",
              "SparseTopKCategoricalAccuracy", "InferredAccuracy")
@@ -361,6 +411,9 @@ class FusedTrainer:
     model : fastnn.models.Sequential
         Compiled and built; see the module docstring for what qualifies.
     batch_size : int
+    threads : int, optional
+        Run every chunk on this many threads instead of choosing between
+        ``fastnn.config.get_num_threads()`` and one by timing both.
 
     Raises
     ------
@@ -375,10 +428,12 @@ class FusedTrainer:
     them) and rebuilds the plan if not.
     """
 
-    def __init__(self, model, batch_size):
+    def __init__(self, model, batch_size, threads=None):
         self.model = model
         self.batch_size = int(batch_size)
+        self._pinned = None if threads is None else max(1, int(threads))
         self._steps_per_chunk = 4      # first guess; adapted to CHUNK_SECONDS
+        self._tuner = None
         self._build()
 
     # -- plan ---------------------------------------------------------------------
@@ -389,7 +444,9 @@ class FusedTrainer:
         self._dtype = kwargs["dtype"]
         self._n_out = kwargs["n_out"]
         self._sparse = kwargs["loss"]["sparse"]
-        self._threads = (kwargs["max_threads"], kwargs["parallel_threshold"])
+        self._active_threads = kwargs["max_threads"]
+        self._threshold = kwargs["parallel_threshold"]
+        self._new_tuner(kwargs["max_threads"])
         # per dropout generator, the values one sample draws (sum of its layers' widths)
         self._stream_widths = [0] * len(self._stream_layers)
         for spec in kwargs["nodes"]:
@@ -413,10 +470,14 @@ class FusedTrainer:
         live = self._live_arrays()
         if len(live) != len(self._identity) or any(a is not b for a, b in zip(live, self._identity)):
             self._build()
-        threads = _threads()
-        if threads != self._threads:
-            self._trainer.set_threads(*threads)
-            self._threads = threads
+        max_threads, self._threshold = _threads()
+        self._new_tuner(max_threads)
+
+    def _new_tuner(self, max_threads):
+        """A thread tuner for ``max_threads`` (kept while the budget does not change)."""
+        options = (self._pinned,) if self._pinned is not None else (max_threads, 1)
+        if getattr(self, "_tuner", None) is None or self._tuner.options != tuple(dict.fromkeys(options)):
+            self._tuner = _ThreadTuner(*options)
 
     # -- one chunk ------------------------------------------------------------------
     def _learning_rates(self, steps):
@@ -442,7 +503,7 @@ class FusedTrainer:
         return out
 
     def run_chunk(self, x, y, sample_weight, order, start, stop, loss_sum=0.0, pred_out=None):
-        """Train on the batches ``[start, stop)`` of the epoch's order.
+        """Train on the batches ``[start, stop)`` of the epoch's order, in one compiled call.
 
         Parameters
         ----------
@@ -467,6 +528,10 @@ class FusedTrainer:
             The updated loss sum and the number of steps done.
         """
         self._refresh()
+        threads, _ = self._tuner.choose()
+        return self._run(x, y, sample_weight, order, start, stop, loss_sum, pred_out, threads, False)
+
+    def _run(self, x, y, sample_weight, order, start, stop, loss_sum, pred_out, threads, probe):
         steps = -(-(stop - start) // self.batch_size)
         n = x.shape[0]
         xs = x.reshape(n, -1)
@@ -474,9 +539,18 @@ class FusedTrainer:
         lrs = self._learning_rates(steps)
         uniforms = self._uniforms(start, stop)
         opt = self.model.optimizer
+        if threads != self._active_threads:
+            self._trainer.set_threads(threads, self._threshold)
+            self._active_threads = threads
+        t0 = time.perf_counter()
         loss_sum, done = self._trainer.run(xs, ys, sample_weight, order, start, stop, lrs,
                                            opt.iterations, uniforms, pred_out, loss_sum)
+        seconds = time.perf_counter() - t0
         opt.iterations += done
+        if done:
+            self._tuner.record(threads, seconds / done)
+            if not probe:
+                self._adapt(seconds, done)
         return loss_sum, done
 
     # -- fit's runner interface -----------------------------------------------------------
@@ -501,31 +575,31 @@ class FusedTrainer:
             m.reset_state()
         if order is not None:
             order = np.ascontiguousarray(order, dtype=np.int64)
-        chunked = [_exact_in_chunks(m, self._n_out, sample_weight is not None) for m in metrics]
+        chunked = [_exact_in_chunks(m, self._n_out) for m in metrics]
         loss_sum, seen, start, batch = 0.0, 0, 0, 0
         logs = {"loss": float("nan")}
         bs = self.batch_size
         while start < n:
-            steps = max(1, self._steps_per_chunk)
+            self._refresh()
+            threads, limit = self._tuner.choose()
+            steps = limit if limit is not None else max(1, self._steps_per_chunk)
             stop = min(n, start + steps * bs)
             steps = -(-(stop - start) // bs)
             pred = np.empty((stop - start, self._n_out), self._dtype) if metrics else None
             callbacks.on_train_batch_begin(batch)
-            t0 = time.perf_counter()
-            loss_sum, done = self.run_chunk(x, y, sample_weight, order, start, stop, loss_sum, pred)
-            self._adapt(time.perf_counter() - t0, done)
+            loss_sum, done = self._run(x, y, sample_weight, order, start, stop, loss_sum, pred,
+                                       threads, limit is not None)
             if metrics:
+                # compile(metrics=...) are not weighted by sample_weight (Keras; the model's
+                # _update_metrics): the per-op loop calls update_state(y_batch, y_pred_batch)
                 rows = slice(start, stop) if order is None else order[start:stop]
                 yc = y[rows]
-                wc = None if sample_weight is None else sample_weight[rows]
                 for m, whole in zip(metrics, chunked):
                     if whole:
-                        m.update_state(yc, pred, sample_weight=wc)
+                        m.update_state(yc, pred)
                     else:
                         for b0 in range(0, stop - start, bs):
-                            sl = slice(b0, b0 + bs)
-                            m.update_state(yc[sl], pred[sl],
-                                           sample_weight=None if wc is None else wc[sl])
+                            m.update_state(yc[b0:b0 + bs], pred[b0:b0 + bs])
             seen += stop - start
             batch += steps
             logs = {"loss": loss_sum / seen if seen else float("nan")}

@@ -1,0 +1,405 @@
+"""The fused training step and predictor (fastnn.backends.fused, csrc/fused.pyx).
+
+The fused path must give the per-op path's numbers exactly: same seed, same
+weights, bit for bit, in float32 and float64, for every optimizer, loss,
+activation, dropout, regularization and clipping it accepts, and for any thread
+count. The per-op reference is ``model.fit`` with a callback that must see every
+batch (which always keeps fit on the per-op path); the fused side drives
+:class:`FusedTrainer` the way ``fit`` drives its runner (one permutation from
+fastnn's generator per epoch).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import config, constraints, layers, losses, optimizers, regularizers, utils
+from fastnn.callbacks import Callback, CallbackList
+
+fused = pytest.importorskip("fastnn.backends.fused")
+if fused._fused_module() is None:  # pragma: no cover - depends on the build
+    pytest.skip("fastnn._fused is not compiled", allow_module_level=True)
+
+
+class _EveryBatch(Callback):
+    """Needs every batch, so fit keeps the per-op path."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+class _Recorder(Callback):
+    """Records the batch hooks a chunked runner makes."""
+
+    supports_chunked_batches = True
+
+    def __init__(self, stop_after=None):
+        super().__init__()
+        self.begins, self.ends, self.stop_after = [], [], stop_after
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.begins.append(batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append((batch, dict(logs)))
+        if self.stop_after is not None and len(self.ends) >= self.stop_after:
+            self.model.stop_training = True
+
+
+def _data(n=67, d=6, classes=3, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    y = rng.integers(0, classes, n)
+    return x, y
+
+
+def _model(layer_list, optimizer, loss, dtype, metrics=("accuracy",), seed=0):
+    """A compiled model whose initial weights depend only on ``seed``."""
+    config.set_floatx(dtype)
+    utils.set_random_seed(seed)
+    model = fastnn.Sequential(layer_list())
+    model.compile(optimizer=optimizer(), loss=loss(), metrics=list(metrics))
+    return model
+
+
+def _per_op_fit(model, x, y, epochs, batch_size, **kwargs):
+    return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0,
+                     callbacks=[_EveryBatch()], **kwargs).history
+
+
+def _fused_fit(model, x, y, epochs, batch_size, shuffle=True, sample_weight=None,
+               threads=None, callbacks=()):
+    """What fit does with a runner: a permutation per epoch, then the epoch."""
+    data = model._check_data(x, y, sample_weight)
+    trainer = fused.FusedTrainer(model, batch_size, threads=threads)
+    cbks = CallbackList(list(callbacks), model=model)
+    history = {}
+    for _ in range(epochs):
+        order = utils.rng().permutation(len(data.x)) if shuffle else None
+        logs = trainer.train_epoch(data.x, data.y, data.weights, order, batch_size, cbks)
+        for k, v in logs.items():
+            history.setdefault(k, []).append(v)
+        if model.stop_training:
+            break
+    return history, trainer
+
+
+def _assert_same_run(make, x, y, epochs=2, batch_size=8, **kwargs):
+    # make() reseeds fastnn's generator: both runs draw the same weights, orders and masks
+    a = make()
+    h_ref = _per_op_fit(a, x, y, epochs, batch_size, **kwargs)
+    b = make()
+    h_fused, _ = _fused_fit(b, x, y, epochs, batch_size, **kwargs)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert a.optimizer.iterations == b.optimizer.iterations
+    for (name, sa), sb in zip(a.optimizer.get_state().items(), b.optimizer.get_state().values()):
+        if name != "iterations":
+            for u, v in zip(sa, sb):
+                np.testing.assert_array_equal(u, v)
+    assert h_ref == h_fused
+    return a, b
+
+
+def _mlp(act="relu", out="softmax", classes=3, extra=lambda: ()):
+    def build():
+        return [layers.Dense(7, activation=act, input_shape=(6,)), *extra(),
+                layers.Dense(5, activation=act), layers.Dense(classes, activation=out)]
+    return build
+
+
+OPTIMIZERS = {
+    "sgd": lambda: optimizers.SGD(0.05),
+    "momentum": lambda: optimizers.SGD(0.05, momentum=0.9),
+    "nesterov": lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "adam": lambda: optimizers.Adam(0.01),
+    "amsgrad": lambda: optimizers.Adam(0.01, amsgrad=True),
+    "adamw": lambda: optimizers.AdamW(0.01, weight_decay=0.05),
+    "rmsprop": lambda: optimizers.RMSprop(0.01),
+    "rmsprop_centered_momentum": lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+    "adagrad": lambda: optimizers.Adagrad(0.05),
+}
+
+
+@pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
+def test_every_optimizer_matches_per_op_bitwise(opt, float_dtype):
+    x, y = _data()
+    _assert_same_run(lambda: _model(_mlp(), OPTIMIZERS[opt],
+                                    lambda: "sparse_categorical_crossentropy", float_dtype), x, y)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "elu", "softplus", "gelu", "gelu_tanh",
+                                 "exponential", "linear"])
+def test_activations_match_per_op_bitwise(act, float_dtype):
+    x, y = _data()
+    x = x * 0.3  # keeps 'exponential' tame
+    _assert_same_run(lambda: _model(_mlp(act), OPTIMIZERS["adam"],
+                                    lambda: "sparse_categorical_crossentropy", float_dtype), x, y)
+
+
+def test_leaky_relu_with_negative_slope_keeps_the_preactivation(float_dtype):
+    # With a negative slope the derivative needs x, not y: the plan must keep z.
+    x, y = _data()
+    act = fastnn.activations.Activation("leaky_relu", param=-0.3)
+    _assert_same_run(lambda: _model(_mlp(act), OPTIMIZERS["adam"],
+                                    lambda: "sparse_categorical_crossentropy", float_dtype), x, y)
+
+
+@pytest.mark.parametrize("loss,out,kind", [
+    ("categorical_crossentropy", "softmax", "onehot"),
+    ("binary_crossentropy", "sigmoid", "binary"),
+    ("mse", "linear", "onehot"),
+    ("mae", "tanh", "onehot"),
+    ("huber", "linear", "onehot"),
+    ("mse", "softmax", "onehot"),                 # softmax not fused with mse: Jacobian backward
+    ("categorical_crossentropy", "linear", "logits"),
+    ("binary_crossentropy", "linear", "binary_logits"),
+])
+def test_losses_match_per_op_bitwise(loss, out, kind, float_dtype):
+    x, labels = _data()
+    classes = 1 if kind.startswith("binary") else 3
+    if kind.startswith("binary"):
+        y = (labels % 2).astype(float).reshape(-1, 1)
+    else:
+        y = np.eye(3)[labels]
+    loss_fn = {
+        "logits": lambda: losses.CategoricalCrossentropy(from_logits=True),
+        "binary_logits": lambda: losses.BinaryCrossentropy(from_logits=True),
+    }.get(kind, lambda: loss)
+    metrics = ("accuracy",) if loss.endswith("crossentropy") else ("mae",)
+    _assert_same_run(lambda: _model(_mlp("relu", out, classes), OPTIMIZERS["rmsprop"], loss_fn,
+                                    float_dtype, metrics), x, y)
+
+
+def test_activation_layers_and_softmax_activation_output(float_dtype):
+    x, y = _data()
+
+    def build():
+        return [layers.Dense(7, input_shape=(6,)), layers.Activation("relu"),
+                layers.Dense(3), layers.Activation("softmax")]
+    _assert_same_run(lambda: _model(build, OPTIMIZERS["adam"],
+                                    lambda: "sparse_categorical_crossentropy", float_dtype), x, y)
+
+
+def test_dropout_draws_the_same_masks(float_dtype):
+    x, y = _data(n=90)
+
+    def build():
+        return [layers.Dense(9, activation="relu", input_shape=(6,)), layers.Dropout(0.4),
+                layers.Dense(8, activation="relu"), layers.Dropout(0.25, seed=7),
+                layers.Dense(3, activation="softmax")]
+    _assert_same_run(lambda: _model(build, OPTIMIZERS["adam"],
+                                    lambda: "sparse_categorical_crossentropy", float_dtype),
+                     x, y, epochs=3, batch_size=16)
+
+
+def test_regularization_clipping_and_schedules(float_dtype):
+    x, y = _data()
+    cases = [
+        (regularizers.L1(0.01), regularizers.L2(0.02),
+         lambda: optimizers.Adam(0.01, clipvalue=0.05)),
+        (regularizers.L1L2(l1=0.01, l2=0.01), None,
+         lambda: optimizers.SGD(0.1, momentum=0.9, clipnorm=0.1)),
+        (regularizers.L2(0.05), regularizers.L1(0.01),
+         lambda: optimizers.RMSprop(0.01, global_clipnorm=0.2)),
+        (None, None,
+         lambda: optimizers.Adam(optimizers.schedules.ExponentialDecay(0.02, 3, 0.5))),
+    ]
+    for kreg, breg, opt in cases:
+        def build(kreg=kreg, breg=breg):
+            return [layers.Dense(7, activation="relu", input_shape=(6,), kernel_regularizer=kreg,
+                                 bias_regularizer=breg),
+                    layers.Dense(3, activation="softmax", kernel_regularizer=kreg)]
+        _assert_same_run(lambda: _model(build, opt, lambda: "sparse_categorical_crossentropy",
+                                        float_dtype), x, y)
+
+
+def test_weights_order_and_partial_batches(float_dtype):
+    x, y = _data(n=61)
+    w = np.random.default_rng(3).uniform(0.1, 2.0, len(x))
+    make = lambda: _model(_mlp(), OPTIMIZERS["momentum"],  # noqa: E731
+                          lambda: "sparse_categorical_crossentropy", float_dtype)
+    _assert_same_run(make, x, y, batch_size=7, sample_weight=w)
+    _assert_same_run(make, x, y, batch_size=7, shuffle=False)
+    _assert_same_run(make, x, y, batch_size=200)           # one full batch per epoch
+
+
+def test_frozen_layer_gets_no_update(float_dtype):
+    x, y = _data()
+
+    def build():
+        first = layers.Dense(7, activation="relu", input_shape=(6,))
+        first.trainable = False
+        return [first, layers.Dense(3, activation="softmax")]
+    a, b = _assert_same_run(lambda: _model(build, OPTIMIZERS["adam"],
+                                           lambda: "sparse_categorical_crossentropy",
+                                           float_dtype), x, y)
+    fresh = _model(build, OPTIMIZERS["adam"], lambda: "sparse_categorical_crossentropy", float_dtype)
+    np.testing.assert_array_equal(b.layers[0].kernel, fresh.layers[0].kernel)
+
+
+def test_thread_counts_give_identical_weights():
+    # Large enough that the GEMMs, element-wise kernels and the update split between threads.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 150))
+    y = rng.integers(0, 10, 300)
+
+    def build():
+        return [layers.Dense(200, activation="relu", input_shape=(150,)), layers.Dropout(0.2),
+                layers.Dense(120, activation="tanh"), layers.Dense(10, activation="softmax")]
+    results = []
+    for threads in (1, 2):
+        model = _model(build, lambda: optimizers.Adam(1e-3, global_clipnorm=1.0),
+                       lambda: "sparse_categorical_crossentropy", "float32")
+        config.set_num_threads(2)
+        history, _ = _fused_fit(model, x, y, epochs=2, batch_size=64, threads=threads)
+        results.append((model.get_weights(), history))
+    for wa, wb in zip(results[0][0], results[1][0]):
+        np.testing.assert_array_equal(wa, wb)
+    assert results[0][1] == results[1][1]
+
+
+def test_switching_between_paths_shares_the_optimizer_state(float_dtype):
+    x, y = _data()
+    make = lambda: _model(_mlp(), OPTIMIZERS["adam"],  # noqa: E731
+                          lambda: "sparse_categorical_crossentropy", float_dtype)
+    a = make()
+    _per_op_fit(a, x, y, 3, 8)
+    b = make()
+    _fused_fit(b, x, y, 1, 8)
+    _per_op_fit(b, x, y, 1, 8)
+    # the state is replaced wholesale (as loading a saved model does): the plan follows it
+    b.optimizer.set_state(b.optimizer.get_state())
+    b.set_weights(b.get_weights())
+    _fused_fit(b, x, y, 1, 8)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert b.optimizer.iterations == a.optimizer.iterations
+
+
+def test_chunked_callbacks_and_stop_training():
+    x, y = _data(n=400)
+    model = _model(_mlp(), OPTIMIZERS["adam"], lambda: "sparse_categorical_crossentropy", "float32")
+    rec = _Recorder()
+    _fused_fit(model, x, y, 1, 8, callbacks=[rec])
+    steps = 50
+    assert rec.begins[0] == 0 and rec.ends[-1][0] == steps - 1
+    assert len(rec.begins) == len(rec.ends)
+    # each chunk begins right after the previous one ended
+    assert rec.begins[1:] == [b + 1 for b, _ in rec.ends[:-1]]
+    assert all(np.isfinite(logs["loss"]) and 0 <= logs["accuracy"] <= 1 for _, logs in rec.ends)
+
+    model = _model(_mlp(), OPTIMIZERS["adam"], lambda: "sparse_categorical_crossentropy", "float32")
+    _fused_fit(model, x, y, 3, 8, callbacks=[_Recorder(stop_after=1)])
+    assert model.stop_training
+    assert 0 < model.optimizer.iterations < steps
+
+
+def test_explain_names_what_is_not_fused():
+    def make(build, loss="sparse_categorical_crossentropy"):
+        return _model(build, OPTIMIZERS["adam"], lambda: loss, "float32")
+    ok = make(_mlp())
+    assert fused.explain(ok) is None
+    assert isinstance(fused.fused_trainer_for(ok, 8), fused.FusedTrainer)
+
+    constrained = make(lambda: [layers.Dense(3, activation="softmax", input_shape=(6,),
+                                             kernel_constraint=constraints.MaxNorm(1.0))])
+    assert "constraint" in fused.explain(constrained)
+    assert fused.fused_trainer_for(constrained, 8) is None
+
+    python_act = make(lambda: [layers.Dense(3, activation=lambda z: z * 2, input_shape=(6,))], "mse")
+    assert "Python function" in fused.explain(python_act)
+
+    class Custom(layers.Layer):
+        def forward(self, x, training=False):
+            return x
+
+        def backward(self, grad_y, need_input_grad=True):
+            return grad_y
+
+    custom = make(lambda: [layers.Dense(3, input_shape=(6,)), Custom()], "mse")
+    assert "per-op path" in fused.explain(custom)
+
+
+def test_run_chunk_checks_its_arguments():
+    x, y = _data()
+    model = _model(_mlp(), OPTIMIZERS["adam"], lambda: "sparse_categorical_crossentropy", "float32")
+    trainer = fused.FusedTrainer(model, 8)
+    xs, ys = x.astype(np.float32), y.astype(np.int64)
+    with pytest.raises(TypeError, match="x must be"):
+        trainer.run_chunk(x, ys, None, None, 0, 8)           # float64 for a float32 model
+    with pytest.raises(ValueError, match="index holds row"):
+        trainer.run_chunk(xs, ys, None, np.full(len(xs), 500, np.int64), 0, 8)
+    with pytest.raises(ValueError, match="beyond"):
+        trainer.run_chunk(xs, ys, None, None, 0, len(xs) + 8)
+    loss_sum, steps = trainer.run_chunk(xs, ys, None, None, 0, 16)
+    assert steps == 2 and model.optimizer.iterations == 2 and np.isfinite(loss_sum)
+
+
+def test_fused_training_learns():
+    # A real (small) problem: two Gaussian blobs per class in 2-D.
+    rng = np.random.default_rng(0)
+    centers = np.array([[0, 0], [3, 3], [0, 3]])
+    y = rng.integers(0, 3, 600)
+    x = centers[y] + 0.6 * rng.standard_normal((600, 2))
+    model = _model(lambda: [layers.Dense(16, activation="relu", input_shape=(2,)),
+                            layers.Dense(3, activation="softmax")],
+                   lambda: optimizers.Adam(0.02), lambda: "sparse_categorical_crossentropy",
+                   "float32")
+    history, _ = _fused_fit(model, x, y, 10, 32)
+    assert history["loss"][-1] < history["loss"][0] / 2
+    assert history["accuracy"][-1] > 0.95
+
+
+# ---------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------
+
+def _predict_model(dtype):
+    config.set_floatx(dtype)
+    utils.set_random_seed(0)
+    return fastnn.Sequential([
+        layers.Dense(40, activation="relu", input_shape=(30,)), layers.Dropout(0.5),
+        layers.Dense(20, activation="gelu"), layers.Dense(20), layers.Activation("tanh"),
+        layers.Dense(5, activation="softmax")])
+
+
+def test_predictor_matches_the_layers(float_dtype):
+    model = _predict_model(float_dtype)
+    predictor = fused.fused_predictor_for(model)
+    rtol = 1e-5 if float_dtype == np.float32 else 1e-12
+    for n in (1, 3, 32, 257, 1500):
+        x = np.random.default_rng(n).standard_normal((n, 30)).astype(float_dtype)
+        got = predictor.predict(x)
+        assert got.shape == (n, 5) and got.dtype == float_dtype
+        np.testing.assert_allclose(got, model.forward(x, training=False), rtol=rtol, atol=rtol)
+        # each row is computed by the same kernels whatever the batch around it
+        np.testing.assert_array_equal(predictor.predict(x[:1]), got[:1])
+
+
+def test_predictor_threads_are_bitwise_identical_and_follow_weights():
+    model = _predict_model("float32")
+    predictor = fused.fused_predictor_for(model)
+    x = np.random.default_rng(0).standard_normal((3000, 30)).astype(np.float32)
+    config.set_num_threads(1)
+    one = predictor.predict(x)
+    config.set_num_threads(2)
+    two = predictor.predict(x)
+    np.testing.assert_array_equal(one, two)
+    # set_weights copies in place; the predictor sees the new weights
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    np.testing.assert_allclose(predictor.predict(x[:10]), model.forward(x[:10]), rtol=1e-5)
+    assert not np.allclose(predictor.predict(x[:10]), one[:10])
+
+
+def test_predictor_declines_what_it_cannot_run():
+    config.set_floatx("float32")
+    model = fastnn.Sequential([layers.Dense(3, activation=lambda z: z, input_shape=(4,))])
+    assert fused.fused_predictor_for(model) is None
+    unbuilt = fastnn.Sequential([layers.Dense(3)])
+    assert fused.fused_predictor_for(unbuilt) is None
