@@ -175,10 +175,13 @@ def test_float_array_refuses_a_python_bool_scalar():
 
 def test_float_array_longdouble_overflow_is_a_value_error_without_warning():
     big = np.array([1e300], dtype=np.longdouble) * np.longdouble(1e300)
-    if np.isinf(big.astype(np.float64)).all() and np.isfinite(big).all():
+    with np.errstate(over="ignore"):
+        overflows = np.isinf(big.astype(np.float64)).all() and np.isfinite(big).all()
+    if overflows:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            assert_refused(lambda: as_float_array(big, NAME, dtype="float64"), ValueError)
+            err = assert_refused(lambda: as_float_array(big, NAME, dtype="float64"), ValueError)
+        assert "too large for float64" in str(err)
     else:  # pragma: no cover - platforms where longdouble is float64
         pytest.skip("longdouble has no range beyond float64 here")
 
@@ -547,3 +550,9 @@ def small_model():
 def test_sequential_predict_refuses_bad_arrays(small_model, x):
     with pytest.raises((ValueError, TypeError)):
         small_model.predict(x, verbose=0)
+
+
+def test_float64_too_large_for_float32_says_so():
+    err = assert_refused(lambda: as_float_array(np.array([1.0, 1e300]), NAME, dtype="float32"),
+                         ValueError)
+    assert "too large for float32" in str(err) and "1e+300" in str(err)
