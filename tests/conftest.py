@@ -53,14 +53,20 @@ def float_dtype(request):
 
 @pytest.fixture(autouse=True)
 def _restore_global_settings():
-    """Undo changes a test makes to floatx and the active backend."""
+    """Undo changes a test makes to floatx, the active backend, the thread count and
+    fastnn's random generator, so tests do not depend on their order."""
+    from fastnn import utils
     floatx = config.floatx()
+    threads = config._NUM_THREADS
+    rng_state = utils.rng().bit_generator.state
     # The private attribute, not get_backend(): reading it must not trigger the
     # default-backend selection (and its warning) in tests that never use it.
     backend = config._BACKEND
     yield
     config.set_floatx(floatx)
     config._BACKEND = backend
+    config._NUM_THREADS = threads
+    utils.rng().bit_generator.state = rng_state
 
 
 @pytest.fixture
