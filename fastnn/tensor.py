@@ -12,14 +12,14 @@ Reverse-mode automatic differentiation, PyTorch style::
 How it works
 ------------
 Every operation on tensors that require gradients records a *node* on its
-result: the input tensors and a function that maps the gradient of the result
-to the gradients of the inputs (the local chain rule). ``loss.backward()``
-orders the recorded nodes reachable from ``loss`` so that every tensor comes
-after the tensors it was computed from (a topological order: the order of the
-tape as it was recorded), then walks it backwards, handing each node
-``d loss / d output`` and collecting ``d loss / d input``. Gradients reaching a
-tensor along several paths are summed; leaves (tensors created by the user
-with ``requires_grad=True``) accumulate them in ``.grad``.
+result: the input tensors, a function that maps the gradient of the result
+to the gradients of the inputs (the local chain rule), and the node's position
+on the tape (operations are numbered as they run, so inputs always come before
+the operations that use them). ``loss.backward()`` walks the nodes reachable
+from ``loss`` backwards along the tape, handing each node ``d loss / d output``
+and collecting ``d loss / d input``. Gradients reaching a tensor along several
+paths are summed; leaves (tensors created by the user with
+``requires_grad=True``) accumulate them in ``.grad``.
 
 Numbers are computed by the active backend (:func:`fastnn.backends.get`)
 wherever the backend has the op (matrix products, activations, the fused dense
@@ -31,6 +31,8 @@ of arrays produced inside the library, no copies a gradient does not need.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import numbers
 
 import numpy as np
@@ -860,7 +862,8 @@ def _record(data, parents, backward):
     """The result of an operation: a tensor holding ``data``, with a node if needed.
 
     ``backward(g)`` returns one gradient per parent (None where a parent needs none).
-    No node is recorded under ``no_grad`` or when no parent requires a gradient.
+    The node is ``(parents, backward, position on the tape)``. No node is
+    recorded under ``no_grad`` or when no parent requires a gradient.
     """
     t = object.__new__(Tensor)
     t.data = data
@@ -869,11 +872,16 @@ def _record(data, parents, backward):
         for p in parents:
             if p.requires_grad:
                 t.requires_grad = True
-                t._ctx = (parents, backward)
+                t._ctx = (parents, backward, next(_tape_position))
                 return t
     t.requires_grad = False
     t._ctx = None
     return t
+
+
+# Every recorded node gets the next position: an input is always recorded
+# before the operations that use it, so positions order the tape.
+_tape_position = itertools.count()
 
 
 def _freed_backward(g):
@@ -883,51 +891,30 @@ def _freed_backward(g):
     )
 
 
-_FREED = ((), _freed_backward)
-
-
-def _topological_order(root):
-    """Tensors reachable from ``root`` through recorded nodes, inputs before outputs.
-
-    Depth-first, iterative (deep graphs must not hit Python's recursion limit).
-    """
-    order = []
-    visited = set()
-    stack = [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in visited:
-            continue
-        visited.add(id(t))
-        stack.append((t, True))
-        ctx = t._ctx
-        if ctx is not None:
-            for p in ctx[0]:
-                if p.requires_grad and id(p) not in visited:
-                    stack.append((p, False))
-    return order
-
-
 def _run_backward(root, seed, retain_graph):
-    """Walk the tape from ``root`` backwards, applying each node's chain rule."""
+    """Walk the tape from ``root`` backwards, applying each node's chain rule.
+
+    Nodes are visited from the latest recorded to the earliest (a max-heap on
+    the tape position). Every consumer of a tensor was recorded after it, so
+    when a node is reached all the gradient that flows into it has arrived:
+    ``grads`` holds the complete d root / d output, which the node's
+    ``backward`` turns into gradients of its inputs. Leaves add theirs to
+    ``.grad`` as they arrive.
+    """
+    if root._ctx is None:  # backward() on a leaf: d leaf / d leaf
+        _accumulate_leaf(root, seed, {id(seed): seed})
+        return
     grads = {id(root): seed}
+    heap = [(-root._ctx[2], id(root), root)]
     # Arrays handed to a node (and their bases) may come back unchanged as an
     # input's gradient (``a + b`` passes g through to both); a leaf must then own
     # a copy, or in-place accumulation into one .grad would change another.
     # Keyed by id and holding the array, so no id is reused while we look.
     passed = {}
-    for t in reversed(_topological_order(root)):
-        g = grads.pop(id(t), None)
-        if g is None:
-            continue
-        ctx = t._ctx
-        if ctx is None:
-            _accumulate_leaf(t, g, passed)
-            continue
-        parents, backward = ctx
+    while heap:
+        t = heapq.heappop(heap)[2]
+        g = grads.pop(id(t))
+        parents, backward = t._ctx[0], t._ctx[1]
         passed[id(g)] = g
         if g.base is not None:
             passed[id(g.base)] = g.base
@@ -938,19 +925,27 @@ def _run_backward(root, seed, retain_graph):
                 pg = np.asarray(pg)
             if pg.dtype != p.data.dtype:
                 pg = pg.astype(p.data.dtype)
+            if p._ctx is None:
+                _accumulate_leaf(p, pg, passed)
+                continue
             key = id(p)
             previous = grads.get(key)
-            grads[key] = pg if previous is None else previous + pg
+            if previous is None:
+                grads[key] = pg
+                heapq.heappush(heap, (-p._ctx[2], key, p))
+            else:
+                grads[key] = previous + pg
         if not retain_graph:
             t._ctx = _FREED
 
 
+_FREED = ((), _freed_backward, -1)
+
+
 def _accumulate_leaf(t, g, passed):
     """``t.grad += g`` for a leaf (creating ``t.grad`` on first use)."""
-    if not isinstance(g, np.ndarray):
-        g = np.asarray(g)
     if t.grad is None:
-        if id(g) in passed or (g.base is not None and id(g.base) in passed) or not g.flags.writeable:
+        if id(g) in passed or (g.base is not None and id(g.base) in passed):
             g = g.copy(order="K")
         passed[id(g)] = g
         t.grad = Tensor._wrap(g)

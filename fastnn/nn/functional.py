@@ -33,6 +33,8 @@ __all__ = [
 
 _REDUCTIONS = {"mean": "mean", "sum": "sum", "none": "none"}
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 # Keras's epsilon, the backend's clipping of probabilities (see fastnn.backends).
 _PROB_EPSILON = 1e-7
 
@@ -51,8 +53,12 @@ def _as_input(x, name="input", dtype=None):
         if x.data.dtype.kind != "f":
             raise TypeError(f"{name} must be a float tensor, got dtype {x.data.dtype}")
         return x
-    if dtype is None and isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64):
-        dtype = x.dtype
+    if type(x) is np.ndarray and x.dtype in _FLOAT_DTYPES:
+        if dtype is None:
+            dtype = x.dtype
+        # The common case, a batch of the right dtype, needs only the NaN/inf check.
+        if x.dtype == dtype and x.size and x.flags.c_contiguous and np.isfinite(x).all():
+            return Tensor._wrap(x)
     return Tensor._wrap(as_float_array(x, name, dtype=dtype))
 
 
@@ -345,6 +351,14 @@ def _looks_like_probabilities(X):
     return bool(X.min() >= 0 and np.all(np.abs(X.sum(axis=1) - 1.0) <= 1e-3))
 
 
+def _class_indices(target, classes):
+    """Validated class indices: an int array in [0, classes)."""
+    if type(target) is np.ndarray and target.ndim == 1 and target.dtype.kind in "iu" \
+            and target.size and target.min() >= 0 and target.max() < classes:
+        return target  # the common case, checked with two reductions and no copy
+    return as_label_array(target, "target", num_classes=classes)
+
+
 def _class_scores(input, fname):
     x = _as_input(input)
     if x.data.ndim == 1:
@@ -394,7 +408,7 @@ def cross_entropy(input, target, reduction="mean"):
         value, grad = _ops().loss("categorical_crossentropy", np.ascontiguousarray(X), T,
                                      from_logits=True)
     else:
-        labels = as_label_array(target_array, "target", num_classes=classes)
+        labels = _class_indices(target_array, classes)
         if labels.shape[0] != n:
             raise ValueError(f"cross_entropy: input has {n} rows but target has {labels.shape[0]} labels")
         if reduction == "none":
@@ -409,8 +423,7 @@ def nll_loss(input, target, reduction="mean"):
     x = _class_scores(input, "nll_loss")
     reduction = _reduction(reduction)
     n, classes = x.data.shape
-    labels = as_label_array(target.data if isinstance(target, Tensor) else target, "target",
-                            num_classes=classes)
+    labels = _class_indices(target.data if isinstance(target, Tensor) else target, classes)
     if labels.shape[0] != n:
         raise ValueError(f"nll_loss: input has {n} rows but target has {labels.shape[0]} labels")
     picked = -x[np.arange(n), labels]

@@ -44,8 +44,10 @@ class Adagrad(Optimizer):
     def _init_state(self, p, group):
         return {"step": 0, "sum": np.full_like(p.data, group["initial_accumulator_value"])}
 
-    def _update(self, ops, group, p, grad, state, views):
-        state["step"] += 1
-        ops.adagrad_update(views["param"], grad, views["sum"], group["lr"], group["eps"],
-                           state["step"], lr_decay=group["lr_decay"],
-                           weight_decay=group["weight_decay"])
+    def _step_group(self, ops, group):
+        lr, lr_decay, weight_decay, eps = (group["lr"], group["lr_decay"], group["weight_decay"],
+                                           group["eps"])
+        for p, grad, state, views in self._with_gradients(group):
+            state["step"] = step = state["step"] + 1
+            ops.adagrad_update(views["param"], grad, views["sum"], lr, eps, step,
+                               lr_decay=lr_decay, weight_decay=weight_decay)

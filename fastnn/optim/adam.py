@@ -56,15 +56,17 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = np.zeros_like(p.data)
         return state
 
-    def _update(self, ops, group, p, grad, state, views):
-        state["step"] += 1
-        beta1, beta2 = group["betas"]
-        amsgrad = group["amsgrad"]
-        if amsgrad and "max_exp_avg_sq" not in views:  # amsgrad switched on after some steps
-            state["max_exp_avg_sq"] = np.zeros_like(p.data)
-            self._views.pop(p, None)
-            views = self._flat_views(p)
-        ops.adam_update(views["param"], grad, views["exp_avg"], views["exp_avg_sq"],
-                        views.get("max_exp_avg_sq"), group["lr"], beta1, beta2, group["eps"],
-                        state["step"], weight_decay=group["weight_decay"],
-                        decoupled_weight_decay=self._decoupled_weight_decay, amsgrad=amsgrad)
+    def _step_group(self, ops, group):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
+        decoupled = self._decoupled_weight_decay
+        for p, grad, state, views in self._with_gradients(group):
+            if amsgrad and "max_exp_avg_sq" not in views:  # amsgrad switched on after some steps
+                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                self._views.pop(p, None)
+                views = self._flat_views(p)
+            state["step"] = step = state["step"] + 1
+            ops.adam_update(views["param"], grad, views["exp_avg"], views["exp_avg_sq"],
+                            views.get("max_exp_avg_sq"), lr, beta1, beta2, eps, step,
+                            weight_decay=weight_decay, decoupled_weight_decay=decoupled,
+                            amsgrad=amsgrad)

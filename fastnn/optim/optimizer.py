@@ -66,8 +66,9 @@ class Optimizer:
         The hyper-parameters of the subclass, with their values.
 
     Subclasses define ``_check_group(group)`` (validate hyper-parameters),
-    ``_init_state(param)`` (allocate buffers) and ``_update(ops, group, param,
-    grad, state, views)`` (call the backend op).
+    ``_init_state(param, group)`` (allocate buffers) and ``_step_group(ops,
+    group)``, which reads the group's hyper-parameters once and calls the
+    backend op for each ``(param, grad, state, views)`` of :meth:`_with_gradients`.
     """
 
     #: Names of the state entries that are arrays shaped like the parameter.
@@ -160,17 +161,27 @@ class Optimizer:
                 loss = closure()
         ops = backends.get()
         for group in self.param_groups:
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = self._init_state(p, group)
-                views = self._flat_views(p)
-                self._update(ops, group, p, self._flat_grad(grad, p.data), state, views)
+            self._step_group(ops, group)
         self._steps_taken += 1
         return loss
+
+    def _step_group(self, ops, group):  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def _with_gradients(self, group):
+        """Yield ``(param, flat grad, state, flat views)`` for the group's parameters with a gradient.
+
+        State is allocated on a parameter's first update.
+        """
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = self._init_state(p, group)
+            views = self._flat_views(p)
+            yield p, self._flat_grad(grad, p.data), state, views
 
     def _flat_views(self, p):
         """Flat views of ``p``'s values and buffers, rebuilt when ``p.data`` was replaced."""

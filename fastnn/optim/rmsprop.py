@@ -50,17 +50,19 @@ class RMSprop(Optimizer):
             state["grad_avg"] = np.zeros_like(p.data)
         return state
 
-    def _update(self, ops, group, p, grad, state, views):
-        state["step"] += 1
+    def _step_group(self, ops, group):
+        lr, alpha, eps, weight_decay = group["lr"], group["alpha"], group["eps"], group["weight_decay"]
         momentum, centered = group["momentum"], group["centered"]
-        if (momentum > 0 and "momentum_buffer" not in views) or (centered and "grad_avg" not in views):
-            # options switched on after some steps: start their buffers at zero, as PyTorch does
-            if momentum > 0:
-                state.setdefault("momentum_buffer", np.zeros_like(p.data))
-            if centered:
-                state.setdefault("grad_avg", np.zeros_like(p.data))
-            self._views.pop(p, None)
-            views = self._flat_views(p)
-        ops.rmsprop_update(views["param"], grad, views["square_avg"], views.get("momentum_buffer"),
-                           views.get("grad_avg"), group["lr"], group["alpha"], group["eps"],
-                           momentum=momentum, centered=centered, weight_decay=group["weight_decay"])
+        for p, grad, state, views in self._with_gradients(group):
+            if (momentum > 0 and "momentum_buffer" not in views) or (centered and "grad_avg" not in views):
+                # options switched on after some steps: their buffers start at zero, as in PyTorch
+                if momentum > 0:
+                    state.setdefault("momentum_buffer", np.zeros_like(p.data))
+                if centered:
+                    state.setdefault("grad_avg", np.zeros_like(p.data))
+                self._views.pop(p, None)
+                views = self._flat_views(p)
+            state["step"] += 1
+            ops.rmsprop_update(views["param"], grad, views["square_avg"], views.get("momentum_buffer"),
+                               views.get("grad_avg"), lr, alpha, eps, momentum=momentum,
+                               centered=centered, weight_decay=weight_decay)

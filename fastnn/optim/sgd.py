@@ -47,14 +47,16 @@ class SGD(Optimizer):
     def _init_state(self, p, group):
         return {"momentum_buffer": None}
 
-    def _update(self, ops, group, p, grad, state, views):
-        momentum = group["momentum"]
-        first_step = False
-        if momentum != 0 and state["momentum_buffer"] is None:
-            state["momentum_buffer"] = np.zeros_like(p.data)
-            self._views.pop(p, None)
-            views = self._flat_views(p)
-            first_step = True
-        ops.sgd_update(views["param"], grad, views.get("momentum_buffer"), group["lr"],
-                       momentum=momentum, dampening=group["dampening"], nesterov=group["nesterov"],
-                       weight_decay=group["weight_decay"], first_step=first_step)
+    def _step_group(self, ops, group):
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        nesterov, weight_decay = group["nesterov"], group["weight_decay"]
+        for p, grad, state, views in self._with_gradients(group):
+            first_step = False
+            if momentum != 0 and state["momentum_buffer"] is None:
+                state["momentum_buffer"] = np.zeros_like(p.data)
+                self._views.pop(p, None)
+                views = self._flat_views(p)
+                first_step = True  # the buffer starts as the gradient itself
+            ops.sgd_update(views["param"], grad, views.get("momentum_buffer"), lr,
+                           momentum=momentum, dampening=dampening, nesterov=nesterov,
+                           weight_decay=weight_decay, first_step=first_step)
