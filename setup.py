@@ -77,7 +77,10 @@ class BuildExt(build_ext):
             base = ["/O2"]
         else:
             # No -march=native: wheels must run anywhere; the GEMM picks AVX2/FMA at run time.
-            base = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
+            # -fno-math-errno lets gcc vectorise loops calling sqrt (the optimizer updates);
+            # it changes no result, only whether errno is set.
+            base = ["-O3", "-fno-math-errno", "-fno-strict-aliasing",
+                    "-Wno-unused-function", "-Wno-unreachable-code"]
         for ext in self.extensions:
             ext.extra_compile_args = base + (omp[0] if omp else [])
             ext.extra_link_args = (omp[1] if omp else [])

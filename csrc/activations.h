@@ -44,7 +44,7 @@ static inline int fnn_act_is_rowwise(int code) {
 
 /* The body is written once as a macro over the floating type T and its math
  * functions (EXP, LOG1P, TANH, ERF), then stamped out for double and float. */
-#define FNN_DEFINE_ACTIVATIONS(SUFFIX, T, EXP, LOG1P, TANH, ERF)                  \
+#define FNN_DEFINE_ACTIVATIONS(SUFFIX, T, EXP, EXPM1, LOG1P, TANH, ERF)           \
 static inline T fnn_act_##SUFFIX(int code, T z, T param) {                       \
     switch (code) {                                                              \
     case FNN_ACT_RELU: return z > (T)0 ? z : (T)0;                               \
@@ -55,7 +55,7 @@ static inline T fnn_act_##SUFFIX(int code, T z, T param) {                      
     case FNN_ACT_TANH: return TANH(z);                                           \
     case FNN_ACT_EXPONENTIAL: return EXP(z);                                     \
     case FNN_ACT_LEAKY_RELU: return z > (T)0 ? z : param * z;                    \
-    case FNN_ACT_ELU: return z > (T)0 ? z : param * (EXP(z) - (T)1);             \
+    case FNN_ACT_ELU: return z > (T)0 ? z : param * EXPM1(z);                    \
     case FNN_ACT_SOFTPLUS:                                                       \
         /* log(1 + e^z) = max(z, 0) + log1p(e^-|z|) */                           \
         return (z > (T)0 ? z : (T)0) + LOG1P(EXP(z > (T)0 ? -z : z));            \
@@ -76,7 +76,7 @@ static inline T fnn_act_deriv_##SUFFIX(int code, T z, T y, T param) {           
     case FNN_ACT_EXPONENTIAL: return y;                                          \
     case FNN_ACT_LEAKY_RELU: return y > (T)0 ? (T)1 : param;                     \
     case FNN_ACT_ELU: return y > (T)0 ? (T)1 : y + param;                        \
-    case FNN_ACT_SOFTPLUS: return (T)1 - EXP(-y); /* = sigmoid(z) */             \
+    case FNN_ACT_SOFTPLUS: return -EXPM1(-y); /* = 1 - e^-y = sigmoid(z) */      \
     case FNN_ACT_GELU: {                                                         \
         T cdf = (T)0.5 * ((T)1 + ERF(z * (T)FNN_INV_SQRT2));                     \
         return cdf + z * (T)FNN_INV_SQRT_2PI * EXP((T)-0.5 * z * z); }           \
@@ -105,7 +105,7 @@ static inline void fnn_bias_act_row_##SUFFIX(int code, T param, T *y,           
     for (i = 0; i < n; i++) y[i] = fnn_act_##SUFFIX(code, y[i], param);          \
 }
 
-FNN_DEFINE_ACTIVATIONS(f64, double, exp, log1p, tanh, erf)
-FNN_DEFINE_ACTIVATIONS(f32, float, expf, log1pf, tanhf, erff)
+FNN_DEFINE_ACTIVATIONS(f64, double, exp, expm1, log1p, tanh, erf)
+FNN_DEFINE_ACTIVATIONS(f32, float, expf, expm1f, log1pf, tanhf, erff)
 
 #endif /* FASTNN_ACTIVATIONS_H */
