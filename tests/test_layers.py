@@ -138,6 +138,7 @@ def test_dense_forward_logits_skips_the_activation(use_backend, f64, rng):
     ({"units": 2.5}, TypeError, "units"),
     ({"units": 2, "activation": "rleu"}, ValueError, "did you mean 'relu'"),
     ({"units": 2, "activation": 3}, TypeError, "activation"),
+    ({"units": 2, "activation": activations.Activation("softmax", axis=0)}, ValueError, "axis"),
     ({"units": 2, "kernel_initializer": "glorot_unifrom"}, ValueError, "kernel_initializer"),
     ({"units": 2, "use_bias": "yes"}, TypeError, "use_bias"),
     ({"units": 2, "input_shape": (None,)}, ValueError, "input_shape"),

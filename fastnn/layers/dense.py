@@ -54,6 +54,11 @@ class Dense(Layer):
         super().__init__(input_shape=input_shape, **kwargs)
         self.units = check_int(units, "units", minimum=1)
         self.activation = resolve_activation(activation)
+        if getattr(self.activation, "axis", -1) not in (-1, 1):
+            raise ValueError(
+                f"Dense applies its activation over the units axis (-1); got "
+                f"{self.activation!r}; use an Activation layer for another axis"
+            )
         if not isinstance(use_bias, bool):
             raise TypeError(f"use_bias must be True or False, got {use_bias!r}")
         self.use_bias = use_bias
