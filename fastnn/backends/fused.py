@@ -63,10 +63,15 @@ def _fused_module():
     return _fused
 
 
+_OPENMP = None
+
+
 def _threads():
     """(max threads, parallel threshold) as fastnn.config decides them now."""
-    max_threads = config.get_num_threads() if config.openmp_enabled() else 1
-    return max_threads, config.PARALLEL_WORK_THRESHOLD
+    global _OPENMP
+    if _OPENMP is None:  # a property of the build: ask once
+        _OPENMP = config.openmp_enabled()
+    return (config.get_num_threads() if _OPENMP else 1), config.PARALLEL_WORK_THRESHOLD
 
 
 # ---------------------------------------------------------------------------
@@ -684,9 +689,11 @@ class FusedPredictor:
             raise _Decline("the model has no Dense or Activation layer")
         self._threads = _threads()
         self._impl = _fused.Predictor(dtype, n_in, nodes, self._threads[0], self._threads[1])
-        self._arrays = tuple(w for layer in model.layers for w in layer.weights)
+        # (layer, kernel, bias) of every Dense layer: a rebuilt layer has new arrays
+        self._dense = [(layer, layer.kernel, layer.bias) for layer in model.layers
+                       if type(layer) is Dense]
+        self._flat_output = len(model.layers[-1]._out_shape) == 1
         self._out_shape = tuple(model.layers[-1]._out_shape)
-        self._dtype = dtype
 
     def predict(self, x):
         """The model's outputs for a validated batch ``x`` (samples, features...).
@@ -694,13 +701,17 @@ class FusedPredictor:
         ``x`` should be a C-contiguous array of the model's dtype (anything else
         is converted first). Returns a new array of shape (samples,) + output shape.
         """
-        arrays = tuple(w for layer in self.model.layers for w in layer.weights)
-        if len(arrays) != len(self._arrays) or any(a is not b for a, b in zip(arrays, self._arrays)):
-            self._build()
+        # per call: a few identity checks, so one-sample latency stays a few microseconds
+        for layer, kernel, bias in self._dense:
+            if layer.kernel is not kernel or layer.bias is not bias:
+                self._build()
+                break
         threads = _threads()
         if threads != self._threads:
             self._impl.set_threads(*threads)
             self._threads = threads
-        n = x.shape[0]
-        y = self._impl.predict(x if x.ndim == 2 else x.reshape(n, -1))
-        return y if len(self._out_shape) == 1 else y.reshape((n,) + self._out_shape)
+        if x.ndim == 2:
+            y = self._impl.predict(x)
+        else:
+            y = self._impl.predict(x.reshape(x.shape[0], -1))
+        return y if self._flat_output else y.reshape((x.shape[0],) + self._out_shape)
