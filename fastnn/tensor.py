@@ -44,7 +44,7 @@ from fastnn._validation import _to_array
 
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-    "manual_seed", "float32", "float64", "int64",
+    "manual_seed", "from_numpy", "matmul", "float32", "float64", "int64",
 ]
 
 float32 = np.dtype(np.float32)
@@ -854,6 +854,15 @@ def tensor(data, dtype=None, requires_grad=False):
     return t.requires_grad_(bool(requires_grad))
 
 
+def from_numpy(array):
+    """A :class:`Tensor` sharing memory with the NumPy array ``array`` (no copy)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: a tensor holds numbers, got dtype {array.dtype}")
+    return Tensor._wrap(array)
+
+
 # ----------------------------------------------------------------------------
 # The tape: recording and the backward pass
 # ----------------------------------------------------------------------------
@@ -963,6 +972,10 @@ def matmul(a, b):
     Forward and both gradients are backend gemm calls:
     ``d(a@b)/da = g @ b.T`` and ``d(a@b)/db = a.T @ g``.
     """
+    if not isinstance(a, Tensor):
+        a = Tensor(a)
+    if not isinstance(b, Tensor):
+        b = Tensor._wrap(_as_operand(b, a))
     A, B = a.data, b.data
     if A.ndim == 0 or B.ndim == 0:
         raise ValueError("matmul: both operands need at least one dimension (use * for scalars)")

@@ -1,6 +1,8 @@
 """fastnn.Tensor and its tape: construction, values, gradients, grad modes."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -37,6 +39,28 @@ def test_tensor_copies_but_constructor_shares():
     shared = Tensor(a)
     a[1] = 7
     assert shared.data[1] == 7
+
+
+@pytest.mark.parametrize("first_import", ["fastnn", "fastnn.nn"])
+def test_fastnn_tensor_is_callable_whatever_was_imported_first(first_import):
+    """``fastnn.tensor`` names a module and a function; either way ``fastnn.tensor(data)`` works."""
+    import subprocess
+    import sys
+    code = (f"import {first_import}, fastnn; t = fastnn.tensor([1.0, 2.0]); "
+            "assert isinstance(t, fastnn.Tensor) and t.dtype.name == 'float32'")
+    root = os.path.join(os.path.dirname(__file__), "..")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=root,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_from_numpy_shares_memory():
+    a = np.zeros(3, np.float32)
+    t = fastnn.tensor.from_numpy(a)
+    a[2] = 1
+    assert t.dtype == np.float32 and t.data[2] == 1
+    with pytest.raises(TypeError, match="ndarray"):
+        fastnn.tensor.from_numpy([1.0])
 
 
 def test_bad_construction_is_rejected():
