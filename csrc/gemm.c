@@ -19,10 +19,17 @@
  * activation are applied to it right away, while it is still in L1, so the dense
  * forward writes its output once.
  *
- * Threads: the team splits the packing of each B panel and each A block, then
- * the (jr, ir) tiles of the block. The tile grid and the k-blocking depend only
- * on the shape, never on the thread count, and every tile is computed by one
- * thread, so results are bit-identical for any number of threads.
+ * Small problems (A small enough to stay in L2) skip the packing of A: a second
+ * kernel reads op(A) in place and B in place or packed per column panel, over
+ * the whole k range at once (BLIS's "sup" path). Which path runs depends on the
+ * shape only.
+ *
+ * Threads: C is cut into one slab per thread along its longer side, on tile
+ * boundaries; each thread packs what its slab needs and never waits for the
+ * others (no barriers: on a shared machine a descheduled thread then delays
+ * only its own slab). The tile grid and the k-blocking depend only on the
+ * shape, and every tile is computed by one thread, so results are
+ * bit-identical for any number of threads.
  *
  * Workspace: packed panels live in a thread-local buffer that grows on demand
  * and is kept, so repeated small calls never allocate.
@@ -38,7 +45,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -212,6 +218,8 @@ int fnn_gemm_set_kernel(const char *name) {
         FNN_ROW_F32(0, U) FNN_ROW_F32(1, U) FNN_ROW_F32(2, U)                    \
         FNN_ROW_F32(3, U) FNN_ROW_F32(4, U) FNN_ROW_F32(5, U)                    \
     }
+/* Write row i of the tile: C = alpha*AB (+ beta*C), then the fused epilogue of
+ * the common dense layers (bias, preact, relu) while the row is in registers. */
 #define FNN_STORE_F32(i)                                                          \
     {                                                                             \
         float *ci = c + (i) * ldc;                                                \
@@ -220,12 +228,29 @@ int fnn_gemm_set_kernel(const char *name) {
             r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);                    \
             r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);                \
         }                                                                         \
+        if (bias != NULL) {                                                       \
+            r0 = _mm256_add_ps(r0, vbias0);                                          \
+            r1 = _mm256_add_ps(r1, vbias1);                                          \
+        }                                                                         \
+        if (preact != NULL) {                                                     \
+            _mm256_storeu_ps(preact + (i) * ldc, r0);                                 \
+            _mm256_storeu_ps(preact + (i) * ldc + 8, r1);                             \
+        }                                                                         \
+        if (relu) { /* max(r, 0): NaN -> 0 and -0 -> +0, as the scalar relu */    \
+            r0 = _mm256_max_ps(r0, _mm256_setzero_ps());                              \
+            r1 = _mm256_max_ps(r1, _mm256_setzero_ps());                              \
+        }                                                                         \
         _mm256_storeu_ps(ci, r0);                                                 \
         _mm256_storeu_ps(ci + 8, r1);                                             \
     }
+#define FNN_STORE_PROLOGUE_F32                                                    \
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);                   \
+    __m256 vbias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();                 \
+    __m256 vbias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
 
 FNN_AVX2 static void fnn_ukr_avx2_f32(ptrdiff_t kc, const float *a, const float *b,
-                                      float *c, ptrdiff_t ldc, float alpha, float beta) {
+                                      float *c, ptrdiff_t ldc, float alpha, float beta,
+                                      const float *bias, float *preact, int relu) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -250,7 +275,7 @@ FNN_AVX2 static void fnn_ukr_avx2_f32(ptrdiff_t kc, const float *a, const float 
         a += 6;
         b += 16;
     }
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    FNN_STORE_PROLOGUE_F32
     FNN_STORE_F32(0) FNN_STORE_F32(1) FNN_STORE_F32(2)
     FNN_STORE_F32(3) FNN_STORE_F32(4) FNN_STORE_F32(5)
 }
@@ -267,20 +292,39 @@ FNN_AVX2 static void fnn_ukr_avx2_f32(ptrdiff_t kc, const float *a, const float 
         FNN_ROW_F64(0, U) FNN_ROW_F64(1, U) FNN_ROW_F64(2, U)                    \
         FNN_ROW_F64(3, U) FNN_ROW_F64(4, U) FNN_ROW_F64(5, U)                    \
     }
+/* Write row i of the tile: C = alpha*AB (+ beta*C), then the fused epilogue of
+ * the common dense layers (bias, preact, relu) while the row is in registers. */
 #define FNN_STORE_F64(i)                                                          \
     {                                                                             \
-        double *ci = c + (i) * ldc;                                               \
+        double *ci = c + (i) * ldc;                                                \
         __m256d r0 = _mm256_mul_pd(va, c##i##0), r1 = _mm256_mul_pd(va, c##i##1); \
-        if (beta != 0.0) {                                                        \
+        if (beta != 0.0) {                                                       \
             r0 = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), r0);                    \
             r1 = _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), r1);                \
+        }                                                                         \
+        if (bias != NULL) {                                                       \
+            r0 = _mm256_add_pd(r0, vbias0);                                          \
+            r1 = _mm256_add_pd(r1, vbias1);                                          \
+        }                                                                         \
+        if (preact != NULL) {                                                     \
+            _mm256_storeu_pd(preact + (i) * ldc, r0);                                 \
+            _mm256_storeu_pd(preact + (i) * ldc + 4, r1);                             \
+        }                                                                         \
+        if (relu) { /* max(r, 0): NaN -> 0 and -0 -> +0, as the scalar relu */    \
+            r0 = _mm256_max_pd(r0, _mm256_setzero_pd());                              \
+            r1 = _mm256_max_pd(r1, _mm256_setzero_pd());                              \
         }                                                                         \
         _mm256_storeu_pd(ci, r0);                                                 \
         _mm256_storeu_pd(ci + 4, r1);                                             \
     }
+#define FNN_STORE_PROLOGUE_F64                                                    \
+    __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);                   \
+    __m256d vbias0 = bias ? _mm256_loadu_pd(bias) : _mm256_setzero_pd();                 \
+    __m256d vbias1 = bias ? _mm256_loadu_pd(bias + 4) : _mm256_setzero_pd();
 
 FNN_AVX2 static void fnn_ukr_avx2_f64(ptrdiff_t kc, const double *a, const double *b,
-                                      double *c, ptrdiff_t ldc, double alpha, double beta) {
+                                      double *c, ptrdiff_t ldc, double alpha, double beta,
+                                      const double *bias, double *preact, int relu) {
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
     __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
     __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
@@ -304,117 +348,218 @@ FNN_AVX2 static void fnn_ukr_avx2_f64(ptrdiff_t kc, const double *a, const doubl
         a += 6;
         b += 8;
     }
-    __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
+    FNN_STORE_PROLOGUE_F64
     FNN_STORE_F64(0) FNN_STORE_F64(1) FNN_STORE_F64(2)
     FNN_STORE_F64(3) FNN_STORE_F64(4) FNN_STORE_F64(5)
+}
+
+/* ---- AVX2 packing of transposed panels ---------------------------------------
+ *
+ * Packing a panel of op(B) = B^T (or of op(A) = A with rows along k) is a
+ * transpose: the source has the panel's NR columns as rows. Scalar code does it
+ * one element at a time with scattered stores; these do it in register blocks
+ * (8 x 8 floats, 4 x 4 doubles) so loads and stores are full vectors. */
+
+/* dst[p*16 + j] = src[j*lds + p] for j < 16, p < kc: a full 16-wide f32 panel. */
+FNN_AVX2 static void fnn_pack_t16_avx2_f32(const float *src, ptrdiff_t lds, ptrdiff_t kc,
+                                           float *dst) {
+    ptrdiff_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int half = 0; half < 2; half++) {
+            const float *s = src + half * 8 * lds + p;
+            __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * lds), r3 = _mm256_loadu_ps(s + 3 * lds);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds);
+            __m256 r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + p * 16 + half * 8;
+            _mm256_store_ps(d + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_store_ps(d + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_store_ps(d + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_store_ps(d + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_store_ps(d + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_store_ps(d + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_store_ps(d + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_store_ps(d + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    }
+    for (; p < kc; p++)
+        for (int j = 0; j < 16; j++) dst[p * 16 + j] = src[j * lds + p];
+}
+
+/* dst[p*8 + j] = src[j*lds + p] for j < 8, p < kc: a full 8-wide f64 panel. */
+FNN_AVX2 static void fnn_pack_t8_avx2_f64(const double *src, ptrdiff_t lds, ptrdiff_t kc,
+                                          double *dst) {
+    ptrdiff_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        for (int half = 0; half < 2; half++) {
+            const double *s = src + half * 4 * lds + p;
+            __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lds);
+            __m256d r2 = _mm256_loadu_pd(s + 2 * lds), r3 = _mm256_loadu_pd(s + 3 * lds);
+            __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+            __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+            double *d = dst + p * 8 + half * 4;
+            _mm256_store_pd(d + 0 * 8, _mm256_permute2f128_pd(t0, t2, 0x20));
+            _mm256_store_pd(d + 1 * 8, _mm256_permute2f128_pd(t1, t3, 0x20));
+            _mm256_store_pd(d + 2 * 8, _mm256_permute2f128_pd(t0, t2, 0x31));
+            _mm256_store_pd(d + 3 * 8, _mm256_permute2f128_pd(t1, t3, 0x31));
+        }
+    }
+    for (; p < kc; p++)
+        for (int j = 0; j < 8; j++) dst[p * 8 + j] = src[j * lds + p];
 }
 
 /* ---- AVX2/FMA kernels for small problems (no packing of A) -------------------
  *
- * For small products packing costs as much as it saves (BLIS's "sup" kernels
+ * For small products packing A costs as much as it saves (BLIS's "sup" kernels
  * make the same trade): the kernel reads op(A) where it lies, element (i, p) at
- * a[i*rs_a + p*cs_a], and B either packed or straight from a row-major op(B)
- * (row p at b + p*rs_b). Rows past `mr` re-read the last valid row, so the
- * kernel never touches memory outside A; their results land in the caller's
- * scratch tile and are dropped. The whole k range is done in one pass. */
+ * a[i*rs_a + p*cs_a], with B packed as usual (NR values per p), over the whole k
+ * range in one pass, and writes the mr x nr tile straight into C with the dense
+ * epilogue (bias, preact, relu) fused. Edges need no scratch tile: rows past mr
+ * re-read the last valid row of A and are not stored; columns past nr are zero
+ * in the packed B and masked out of the stores (and of the loads of C and bias),
+ * so nothing outside the operands is touched. */
 
-#define FNN_SUP_ROW_F32(i)                                                  \
-    {                                                                       \
-        __m256 ai = _mm256_broadcast_ss(a##i + off);                        \
-        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                         \
-        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                         \
-    }
-#define FNN_SUP_STEP_F32                                                    \
-    {                                                                       \
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);        \
-        FNN_SUP_ROW_F32(0) FNN_SUP_ROW_F32(1) FNN_SUP_ROW_F32(2)            \
-        FNN_SUP_ROW_F32(3) FNN_SUP_ROW_F32(4) FNN_SUP_ROW_F32(5)            \
-        off += cs_a;                                                        \
-        b += rs_b;                                                          \
+#define FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, U)                                        \
+    {                                                                                       \
+        const V b0 = LOAD(b + 2 * HALF * (U)), b1 = LOAD(b + 2 * HALF * (U) + HALF);        \
+        V ai;                                                                               \
+        ai = BCAST(a0 + (U) * cs_a); c00 = FMADD(ai, b0, c00); c01 = FMADD(ai, b1, c01);    \
+        ai = BCAST(a1 + (U) * cs_a); c10 = FMADD(ai, b0, c10); c11 = FMADD(ai, b1, c11);    \
+        ai = BCAST(a2 + (U) * cs_a); c20 = FMADD(ai, b0, c20); c21 = FMADD(ai, b1, c21);    \
+        ai = BCAST(a3 + (U) * cs_a); c30 = FMADD(ai, b0, c30); c31 = FMADD(ai, b1, c31);    \
+        ai = BCAST(a4 + (U) * cs_a); c40 = FMADD(ai, b0, c40); c41 = FMADD(ai, b1, c41);    \
+        ai = BCAST(a5 + (U) * cs_a); c50 = FMADD(ai, b0, c50); c51 = FMADD(ai, b1, c51);    \
     }
 
-/* cs_a is a parameter of an always-inlined body so that the cs_a == 1 copy
- * (op(A) not transposed: each row is contiguous) gets constant offsets. */
+/* Row i of the tile: C = alpha*AB (+ beta*C) (+ bias) -> preact -> relu -> C.
+ * LD/ST are full-vector or masked by the lane masks m0, m1. */
+#define FNN_SUP_STORE(i, V, HALF, SETZERO, MUL, ADD, MAX, FMADD, LD, ST)                    \
+    if ((i) < mr) {                                                                         \
+        V r0 = MUL(va, c##i##0), r1 = MUL(va, c##i##1);                                     \
+        if (beta != 0) {                                                                    \
+            r0 = FMADD(vb, LD(c + (i) * ldc, m0), r0);                                      \
+            r1 = FMADD(vb, LD(c + (i) * ldc + HALF, m1), r1);                               \
+        }                                                                                   \
+        if (bias != NULL) {                                                                 \
+            r0 = ADD(r0, vbias0);                                                           \
+            r1 = ADD(r1, vbias1);                                                           \
+        }                                                                                   \
+        if (preact != NULL) {                                                               \
+            ST(preact + (i) * ldc, m0, r0);                                                 \
+            ST(preact + (i) * ldc + HALF, m1, r1);                                          \
+        }                                                                                   \
+        if (relu) { /* max(r, 0): NaN -> 0 and -0 -> +0, as the scalar relu */              \
+            r0 = MAX(r0, SETZERO());                                                        \
+            r1 = MAX(r1, SETZERO());                                                        \
+        }                                                                                   \
+        ST(c + (i) * ldc, m0, r0);                                                          \
+        ST(c + (i) * ldc + HALF, m1, r1);                                                   \
+    }
+
+#define FNN_SUP_BODY(V, W, HALF, SETZERO, SET1, MUL, ADD, MAX, FMADD, BCAST, LOAD, LD, ST,  \
+                     MASK0, MASK1)                                                          \
+    const W *a0 = a, *a1 = a0 + (mr > 1 ? rs_a : 0), *a2 = a1 + (mr > 2 ? rs_a : 0);       \
+    const W *a3 = a2 + (mr > 3 ? rs_a : 0), *a4 = a3 + (mr > 4 ? rs_a : 0);                \
+    const W *a5 = a4 + (mr > 5 ? rs_a : 0);                                                 \
+    V c00 = SETZERO(), c01 = SETZERO(), c10 = SETZERO(), c11 = SETZERO();                   \
+    V c20 = SETZERO(), c21 = SETZERO(), c30 = SETZERO(), c31 = SETZERO();                   \
+    V c40 = SETZERO(), c41 = SETZERO(), c50 = SETZERO(), c51 = SETZERO();                   \
+    ptrdiff_t p = 0;                                                                        \
+    for (; p + 4 <= k; p += 4) {                                                            \
+        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 0)                                        \
+        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 1)                                        \
+        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 2)                                        \
+        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 3)                                        \
+        a0 += 4 * cs_a; a1 += 4 * cs_a; a2 += 4 * cs_a;                                     \
+        a3 += 4 * cs_a; a4 += 4 * cs_a; a5 += 4 * cs_a;                                     \
+        b += 8 * HALF;                                                                      \
+    }                                                                                       \
+    for (; p < k; p++) {                                                                    \
+        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 0)                                        \
+        a0 += cs_a; a1 += cs_a; a2 += cs_a; a3 += cs_a; a4 += cs_a; a5 += cs_a;             \
+        b += 2 * HALF;                                                                      \
+    }                                                                                       \
+    const __m256i m0 = MASK0, m1 = MASK1;                                                   \
+    const V va = SET1(alpha), vb = SET1(beta);                                              \
+    const V vbias0 = bias ? LD(bias, m0) : SETZERO();                                       \
+    const V vbias1 = bias ? LD(bias + HALF, m1) : SETZERO();                                \
+    FNN_SUP_STORE(0, V, HALF, SETZERO, MUL, ADD, MAX, FMADD, LD, ST)                        \
+    FNN_SUP_STORE(1, V, HALF, SETZERO, MUL, ADD, MAX, FMADD, LD, ST)                        \
+    FNN_SUP_STORE(2, V, HALF, SETZERO, MUL, ADD, MAX, FMADD, LD, ST)                        \
+    FNN_SUP_STORE(3, V, HALF, SETZERO, MUL, ADD, MAX, FMADD, LD, ST)                        \
+    FNN_SUP_STORE(4, V, HALF, SETZERO, MUL, ADD, MAX, FMADD, LD, ST)                        \
+    FNN_SUP_STORE(5, V, HALF, SETZERO, MUL, ADD, MAX, FMADD, LD, ST)
+
+/* Loads and stores of C and bias: full vectors, or masked to the nr live columns
+ * (`full` is a compile-time constant in each specialisation). */
+#define FNN_SUP_LD_F32(p, m) (full ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), (m)))
+#define FNN_SUP_ST_F32(p, m, v) \
+    (full ? _mm256_storeu_ps((p), (v)) : _mm256_maskstore_ps((p), (m), (v)))
+#define FNN_SUP_LD_F64(p, m) (full ? _mm256_loadu_pd(p) : _mm256_maskload_pd((p), (m)))
+#define FNN_SUP_ST_F64(p, m, v) \
+    (full ? _mm256_storeu_pd((p), (v)) : _mm256_maskstore_pd((p), (m), (v)))
+/* Lane l of vector v is live when v*HALF + l < nr. */
+#define FNN_SUP_MASK_F32(v) \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8 * (v)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define FNN_SUP_MASK_F64(v) \
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)nr - 4 * (v)), _mm256_setr_epi64x(0, 1, 2, 3))
+
+/* cs_a and full are parameters of always-inlined bodies so that each copy below
+ * is specialised: cs_a == 1 (rows of op(A) contiguous) gets constant offsets,
+ * full == 1 drops the masks. */
 FNN_AVX2 static inline __attribute__((always_inline)) void
 fnn_sup_body_f32(ptrdiff_t k, const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t mr,
-                 const float *b, ptrdiff_t rs_b, float *c, ptrdiff_t ldc, float alpha,
-                 float beta) {
-    const float *a0 = a, *a1 = a0 + (mr > 1 ? rs_a : 0), *a2 = a1 + (mr > 2 ? rs_a : 0);
-    const float *a3 = a2 + (mr > 3 ? rs_a : 0), *a4 = a3 + (mr > 4 ? rs_a : 0);
-    const float *a5 = a4 + (mr > 5 ? rs_a : 0);
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    ptrdiff_t off = 0, p = 0;
-    for (; p + 4 <= k; p += 4) {
-        FNN_SUP_STEP_F32 FNN_SUP_STEP_F32 FNN_SUP_STEP_F32 FNN_SUP_STEP_F32
-    }
-    for (; p < k; p++) FNN_SUP_STEP_F32
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    FNN_STORE_F32(0) FNN_STORE_F32(1) FNN_STORE_F32(2)
-    FNN_STORE_F32(3) FNN_STORE_F32(4) FNN_STORE_F32(5)
+                 ptrdiff_t nr, const int full, const float *b, float *c, ptrdiff_t ldc,
+                 float alpha, float beta, const float *bias, float *preact, int relu) {
+    FNN_SUP_BODY(__m256, float, 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_mul_ps,
+                 _mm256_add_ps, _mm256_max_ps, _mm256_fmadd_ps, _mm256_broadcast_ss,
+                 _mm256_load_ps, FNN_SUP_LD_F32, FNN_SUP_ST_F32, FNN_SUP_MASK_F32(0),
+                 FNN_SUP_MASK_F32(1))
 }
-
-FNN_AVX2 static void fnn_sup_avx2_f32(ptrdiff_t k, const float *a, ptrdiff_t rs_a,
-                                      ptrdiff_t cs_a, ptrdiff_t mr, const float *b,
-                                      ptrdiff_t rs_b, float *c, ptrdiff_t ldc, float alpha,
-                                      float beta) {
-    if (cs_a == 1)
-        fnn_sup_body_f32(k, a, rs_a, 1, mr, b, rs_b, c, ldc, alpha, beta);
-    else
-        fnn_sup_body_f32(k, a, rs_a, cs_a, mr, b, rs_b, c, ldc, alpha, beta);
-}
-
-#define FNN_SUP_ROW_F64(i)                                                  \
-    {                                                                       \
-        __m256d ai = _mm256_broadcast_sd(a##i + off);                       \
-        c##i##0 = _mm256_fmadd_pd(ai, b0, c##i##0);                         \
-        c##i##1 = _mm256_fmadd_pd(ai, b1, c##i##1);                         \
-    }
-#define FNN_SUP_STEP_F64                                                    \
-    {                                                                       \
-        __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);       \
-        FNN_SUP_ROW_F64(0) FNN_SUP_ROW_F64(1) FNN_SUP_ROW_F64(2)            \
-        FNN_SUP_ROW_F64(3) FNN_SUP_ROW_F64(4) FNN_SUP_ROW_F64(5)            \
-        off += cs_a;                                                        \
-        b += rs_b;                                                          \
-    }
 
 FNN_AVX2 static inline __attribute__((always_inline)) void
 fnn_sup_body_f64(ptrdiff_t k, const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t mr,
-                 const double *b, ptrdiff_t rs_b, double *c, ptrdiff_t ldc, double alpha,
-                 double beta) {
-    const double *a0 = a, *a1 = a0 + (mr > 1 ? rs_a : 0), *a2 = a1 + (mr > 2 ? rs_a : 0);
-    const double *a3 = a2 + (mr > 3 ? rs_a : 0), *a4 = a3 + (mr > 4 ? rs_a : 0);
-    const double *a5 = a4 + (mr > 5 ? rs_a : 0);
-    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
-    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
-    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
-    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
-    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
-    ptrdiff_t off = 0, p = 0;
-    for (; p + 4 <= k; p += 4) {
-        FNN_SUP_STEP_F64 FNN_SUP_STEP_F64 FNN_SUP_STEP_F64 FNN_SUP_STEP_F64
-    }
-    for (; p < k; p++) FNN_SUP_STEP_F64
-    __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
-    FNN_STORE_F64(0) FNN_STORE_F64(1) FNN_STORE_F64(2)
-    FNN_STORE_F64(3) FNN_STORE_F64(4) FNN_STORE_F64(5)
+                 ptrdiff_t nr, const int full, const double *b, double *c, ptrdiff_t ldc,
+                 double alpha, double beta, const double *bias, double *preact, int relu) {
+    FNN_SUP_BODY(__m256d, double, 4, _mm256_setzero_pd, _mm256_set1_pd, _mm256_mul_pd,
+                 _mm256_add_pd, _mm256_max_pd, _mm256_fmadd_pd, _mm256_broadcast_sd,
+                 _mm256_load_pd, FNN_SUP_LD_F64, FNN_SUP_ST_F64, FNN_SUP_MASK_F64(0),
+                 FNN_SUP_MASK_F64(1))
 }
 
-FNN_AVX2 static void fnn_sup_avx2_f64(ptrdiff_t k, const double *a, ptrdiff_t rs_a,
-                                      ptrdiff_t cs_a, ptrdiff_t mr, const double *b,
-                                      ptrdiff_t rs_b, double *c, ptrdiff_t ldc, double alpha,
-                                      double beta) {
-    if (cs_a == 1)
-        fnn_sup_body_f64(k, a, rs_a, 1, mr, b, rs_b, c, ldc, alpha, beta);
-    else
-        fnn_sup_body_f64(k, a, rs_a, cs_a, mr, b, rs_b, c, ldc, alpha, beta);
-}
+/* The four specialisations of each body, and the entry that picks one. */
+#define FNN_SUP_VARIANT(SFX, W, NAME, CS_A, FULL)                                           \
+    FNN_AVX2 static void NAME(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a,      \
+                              ptrdiff_t mr, ptrdiff_t nr, const W *b, W *c, ptrdiff_t ldc,  \
+                              W alpha, W beta, const W *bias, W *preact, int relu) {        \
+        (void)cs_a;                                                                         \
+        fnn_sup_body_##SFX(k, a, rs_a, CS_A, mr, nr, FULL, b, c, ldc, alpha, beta, bias,    \
+                           preact, relu);                                                   \
+    }
+#define FNN_SUP_DISPATCH(SFX, W)                                                            \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup_rows_full_##SFX, 1, 1)                                  \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup_rows_edge_##SFX, 1, 0)                                  \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup_cols_full_##SFX, cs_a, 1)                               \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup_cols_edge_##SFX, cs_a, 0)                               \
+    static void fnn_sup_avx2_##SFX(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a, \
+                                   ptrdiff_t mr, ptrdiff_t nr, const W *b, W *c,            \
+                                   ptrdiff_t ldc, W alpha, W beta, const W *bias,           \
+                                   W *preact, int relu) {                                   \
+        const int full = nr == 32 / (ptrdiff_t)sizeof(W) * 2;                               \
+        (cs_a == 1 ? (full ? fnn_sup_rows_full_##SFX : fnn_sup_rows_edge_##SFX)             \
+                   : (full ? fnn_sup_cols_full_##SFX : fnn_sup_cols_edge_##SFX))(           \
+            k, a, rs_a, cs_a, mr, nr, b, c, ldc, alpha, beta, bias, preact, relu);          \
+    }
+FNN_SUP_DISPATCH(f32, float)
+FNN_SUP_DISPATCH(f64, double)
 
 /* The epilogue compiled for AVX2 (the shared row helper inlines and vectorizes). */
 FNN_AVX2 static void fnn_epilogue_avx2_f32(float *c, ptrdiff_t ldc, ptrdiff_t mr, ptrdiff_t nr,
@@ -457,11 +602,14 @@ FNN_AVX2 static void fnn_epilogue_avx2_f64(double *c, ptrdiff_t ldc, ptrdiff_t m
 
 #else /* FNN_GEMM_TEMPLATE: everything below is written once over the type T */
 
+/* Kernels write C = alpha*AB + beta*C for a full tile; with bias/preact/relu
+ * they also apply the fused epilogue of linear and relu layers (NULL/0: none). */
 typedef void (*FNN_S(fnn_ukr_fn))(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,
-                                  T alpha, T beta);
+                                  T alpha, T beta, const T *bias, T *preact, int relu);
 typedef void (*FNN_S(fnn_sup_fn))(ptrdiff_t k, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                                  ptrdiff_t mr, const T *b, ptrdiff_t rs_b, T *c, ptrdiff_t ldc,
-                                  T alpha, T beta);
+                                  ptrdiff_t mr, ptrdiff_t nr, const T *b, T *c, ptrdiff_t ldc,
+                                  T alpha, T beta, const T *bias, T *preact, int relu);
+typedef void (*FNN_S(fnn_pack_t_fn))(const T *src, ptrdiff_t lds, ptrdiff_t kc, T *dst);
 typedef void (*FNN_S(fnn_epilogue_fn))(T *c, ptrdiff_t ldc, ptrdiff_t mr, ptrdiff_t nr,
                                        const T *bias, int act, T param, T *preact);
 
@@ -471,6 +619,7 @@ typedef struct {
     ptrdiff_t mc, kc, nc; /* cache blocks: MC x KC of A in L2, KC x NR of B in L1 */
     FNN_S(fnn_ukr_fn) ukr;
     FNN_S(fnn_sup_fn) sup; /* small-problem kernel, or NULL: always pack */
+    FNN_S(fnn_pack_t_fn) pack_t; /* transposing pack of a full NR panel, or NULL */
     FNN_S(fnn_epilogue_fn) epilogue;
 } FNN_S(fnn_kernel_desc);
 
@@ -486,6 +635,9 @@ typedef struct {
     int act;
     T act_param;
     T *preact;
+    /* Linear and relu (and the row-wise codes, linear here) are applied by the
+     * kernels as they store a full tile; other activations by the epilogue. */
+    int epilogue_in_kernel;
 } FNN_S(fnn_gemm_args);
 
 /* Portable micro-kernel: plain C the compiler can vectorize for any target. */
@@ -493,7 +645,7 @@ typedef struct {
 #define FNN_PORTABLE_NR 8
 
 static void FNN_S(fnn_ukr_portable)(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,
-                                    T alpha, T beta) {
+                                    T alpha, T beta, const T *bias, T *preact, int relu) {
     T acc[FNN_PORTABLE_MR][FNN_PORTABLE_NR] = {{0}};
     for (ptrdiff_t p = 0; p < kc; p++) {
         for (int i = 0; i < FNN_PORTABLE_MR; i++)
@@ -507,6 +659,12 @@ static void FNN_S(fnn_ukr_portable)(ptrdiff_t kc, const T *a, const T *b, T *c, 
             for (int j = 0; j < FNN_PORTABLE_NR; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
         else
             for (int j = 0; j < FNN_PORTABLE_NR; j++) ci[j] = alpha * acc[i][j];
+        if (bias != NULL)
+            for (int j = 0; j < FNN_PORTABLE_NR; j++) ci[j] += bias[j];
+        if (preact != NULL)
+            for (int j = 0; j < FNN_PORTABLE_NR; j++) preact[i * ldc + j] = ci[j];
+        if (relu)
+            for (int j = 0; j < FNN_PORTABLE_NR; j++) ci[j] = ci[j] > (T)0 ? ci[j] : (T)0;
     }
 }
 
@@ -526,6 +684,7 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
     d.nc = 4096;
     d.ukr = FNN_S(fnn_ukr_portable);
     d.sup = NULL;
+    d.pack_t = NULL;
     d.epilogue = FNN_S(fnn_epilogue_portable);
 #if FNN_HAVE_X86_DISPATCH
     if (fnn_kernel() == 2) {
@@ -539,14 +698,11 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
         d.nc = 4080;
         d.ukr = FNN_S(fnn_ukr_avx2);
         d.sup = FNN_S(fnn_sup_avx2);
+        d.pack_t = sizeof(T) == 4 ? (FNN_S(fnn_pack_t_fn))fnn_pack_t16_avx2_f32
+                                  : (FNN_S(fnn_pack_t_fn))fnn_pack_t8_avx2_f64;
         d.epilogue = FNN_S(fnn_epilogue_avx2);
     }
 #endif
-    { /* DEV-ONLY tuning override */
-        const char *e = getenv(sizeof(T) == 4 ? "FNN_BLK_F32" : "FNN_BLK_F64");
-        long mc_, kc_, nc_;
-        if (e && sscanf(e, "%ld,%ld,%ld", &mc_, &kc_, &nc_) == 3) { d.mc = mc_; d.kc = kc_; d.nc = nc_; }
-    }
     return d;
 }
 
@@ -574,9 +730,12 @@ static void FNN_S(fnn_pack_a)(const FNN_S(fnn_gemm_args) *g, ptrdiff_t MR, ptrdi
 }
 
 /* op(B)[p0:p0+kc, j0:j0+nr] into one micro-panel: dst[p*NR + j], columns >= nr zero. */
-static void FNN_S(fnn_pack_b)(const FNN_S(fnn_gemm_args) *g, ptrdiff_t NR, ptrdiff_t j0,
-                              ptrdiff_t nr, ptrdiff_t p0, ptrdiff_t kc, T *dst) {
-    if (!g->trans_b) { /* B stored k x n: NR values per p are contiguous */
+static void FNN_S(fnn_pack_b)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
+                              ptrdiff_t j0, ptrdiff_t nr, ptrdiff_t p0, ptrdiff_t kc, T *dst) {
+    const ptrdiff_t NR = kd->nr;
+    if (g->trans_b && nr == NR && kd->pack_t != NULL) {
+        kd->pack_t(g->b + j0 * g->ldb + p0, g->ldb, kc, dst);
+    } else if (!g->trans_b) { /* B stored k x n: NR values per p are contiguous */
         if (nr == NR && NR * sizeof(T) == 64) {
             /* The AVX2 tiles are one cache line wide: a fixed-size copy inlines. */
             for (ptrdiff_t p = 0; p < kc; p++)
@@ -624,11 +783,16 @@ static void FNN_S(fnn_tile)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kerne
     T beta = first ? g->beta : (T)1;
     T *c = g->c + i0 * g->ldc + j0;
     if (mr == kd->mr && nr == kd->nr) {
-        kd->ukr(kc, ap, bp, c, g->ldc, g->alpha, beta);
+        if (last && g->epilogue_in_kernel) {
+            kd->ukr(kc, ap, bp, c, g->ldc, g->alpha, beta, g->bias ? g->bias + j0 : NULL,
+                    g->preact ? g->preact + i0 * g->ldc + j0 : NULL, g->act == FNN_ACT_RELU);
+            return;
+        }
+        kd->ukr(kc, ap, bp, c, g->ldc, g->alpha, beta, NULL, NULL, 0);
     } else {
         /* Edge tile: compute the full padded tile on the stack, merge the valid part. */
         T tile[FNN_MAX_MR * FNN_MAX_NR];
-        kd->ukr(kc, ap, bp, tile, kd->nr, (T)1, (T)0);
+        kd->ukr(kc, ap, bp, tile, kd->nr, (T)1, (T)0, NULL, NULL, 0);
         FNN_S(fnn_merge_tile)(g, c, tile, kd->nr, mr, nr, beta);
     }
     if (last)
@@ -683,7 +847,7 @@ static void FNN_S(fnn_gemm_block)(const FNN_S(fnn_gemm_args) *g,
             const ptrdiff_t kc = FNN_MIN(kd->kc, g->k - pc);
             const int first = pc == 0, last = pc + kc == g->k;
             for (ptrdiff_t jr = 0; jr < nc; jr += NR)
-                FNN_S(fnn_pack_b)(g, NR, jc + jr, FNN_MIN(NR, nc - jr), pc, kc, bbuf + jr * kc);
+                FNN_S(fnn_pack_b)(g, kd, jc + jr, FNN_MIN(NR, nc - jr), pc, kc, bbuf + jr * kc);
             for (ptrdiff_t ic = i0; ic < i1; ic += kd->mc) {
                 const ptrdiff_t mc = FNN_MIN(kd->mc, i1 - ic);
                 for (ptrdiff_t ir = 0; ir < mc; ir += MR)
@@ -710,46 +874,35 @@ static int FNN_S(fnn_use_sup)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_ker
     return kd->sup != NULL && a_bytes <= 256.0 * 1024 && b_panel_bytes <= 128.0 * 1024;
 }
 
-/* C[i0:i1, j0:j1] with the small-problem kernel. B panels are read in place when
- * op(B) rows are contiguous and the panel is full width, else packed (full k). */
+/* C[i0:i1, j0:j1] with the small-problem kernel: each NR-wide column panel of
+ * op(B) is packed over the whole k, then every row tile of the block uses it. */
 static void FNN_S(fnn_gemm_sup_block)(const FNN_S(fnn_gemm_args) *g,
                                       const FNN_S(fnn_kernel_desc) *kd, ptrdiff_t i0,
                                       ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1) {
     const ptrdiff_t MR = kd->mr, NR = kd->nr, k = g->k;
     const ptrdiff_t rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
-    T *packed = NULL;
+    T *bp = (T *)fnn_workspace_reserve((size_t)(k * NR) * sizeof(T));
+    if (bp == NULL) {
+        FNN_S(fnn_gemm_unpacked)(g, kd, i0, i1, j0, j1);
+        return;
+    }
     for (ptrdiff_t j = j0; j < j1; j += NR) {
         const ptrdiff_t nr = FNN_MIN(NR, j1 - j);
-        const T *bp;
-        ptrdiff_t rs_b;
-        if (!g->trans_b && nr == NR) {
-            bp = g->b + j;
-            rs_b = g->ldb;
-        } else {
-            if (packed == NULL) {
-                packed = (T *)fnn_workspace_reserve((size_t)(k * NR) * sizeof(T));
-                if (packed == NULL) {
-                    FNN_S(fnn_gemm_unpacked)(g, kd, i0, i1, j, j1);
-                    return;
-                }
-            }
-            FNN_S(fnn_pack_b)(g, NR, j, nr, 0, k, packed);
-            bp = packed;
-            rs_b = NR;
-        }
+        const T *bias = g->bias ? g->bias + j : NULL;
+        FNN_S(fnn_pack_b)(g, kd, j, nr, 0, k, bp);
         for (ptrdiff_t i = i0; i < i1; i += MR) {
             const ptrdiff_t mr = FNN_MIN(MR, i1 - i);
             T *c = g->c + i * g->ldc + j;
+            T *preact = g->preact ? g->preact + i * g->ldc + j : NULL;
             const T *ap = g->a + i * rs_a;
-            if (mr == MR && nr == NR) {
-                kd->sup(k, ap, rs_a, cs_a, mr, bp, rs_b, c, g->ldc, g->alpha, g->beta);
+            if (g->epilogue_in_kernel) {
+                kd->sup(k, ap, rs_a, cs_a, mr, nr, bp, c, g->ldc, g->alpha, g->beta, bias,
+                        preact, g->act == FNN_ACT_RELU);
             } else {
-                T tile[FNN_MAX_MR * FNN_MAX_NR];
-                kd->sup(k, ap, rs_a, cs_a, mr, bp, rs_b, tile, NR, (T)1, (T)0);
-                FNN_S(fnn_merge_tile)(g, c, tile, NR, mr, nr, g->beta);
+                kd->sup(k, ap, rs_a, cs_a, mr, nr, bp, c, g->ldc, g->alpha, g->beta, NULL, NULL,
+                        0);
+                kd->epilogue(c, g->ldc, mr, nr, bias, g->act, g->act_param, preact);
             }
-            kd->epilogue(c, g->ldc, mr, nr, g->bias ? g->bias + j : NULL, g->act, g->act_param,
-                         g->preact ? g->preact + i * g->ldc + j : NULL);
         }
     }
 }
@@ -813,6 +966,7 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
     g.act = act;
     g.act_param = act_param;
     g.preact = preact;
+    g.epilogue_in_kernel = act == FNN_ACT_LINEAR || act == FNN_ACT_RELU || fnn_act_is_rowwise(act);
 
     const FNN_S(fnn_kernel_desc) kd = FNN_S(fnn_select_kernel)();
     if (k <= 0) { /* empty product: C = beta*C, then the epilogue */
