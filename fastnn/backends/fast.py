@@ -55,6 +55,19 @@ class FastOps(ReferenceOps):
 
     name = "fast"
 
+    # -- whole-model plans (the fused paths of fit and predict) ----------------
+    def fused_fit_plan(self, model, batch_size):
+        """A compiled trainer running whole chunks of ``fit`` steps per call, or
+        None when the model, loss, optimizer or callbacks need the per-op path
+        (``fastnn.backends.fused.explain(model)`` says why)."""
+        from fastnn.backends import fused
+        return fused.fused_trainer_for(model, batch_size)
+
+    def fused_predict_plan(self, model):
+        """A compiled predictor running the whole layer stack per call, or None."""
+        from fastnn.backends import fused
+        return fused.fused_predictor_for(model)
+
     # -- linear algebra ------------------------------------------------------
     def gemm(self, a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
         """``alpha * op(a) @ op(b) + beta * out`` by fastnn's own GEMM."""
