@@ -403,3 +403,30 @@ def test_predictor_declines_what_it_cannot_run():
     assert fused.fused_predictor_for(model) is None
     unbuilt = fastnn.Sequential([layers.Dense(3)])
     assert fused.fused_predictor_for(unbuilt) is None
+
+
+def test_thread_tuner_keeps_the_faster_option_and_probes_less_often():
+    tuner = fused._ThreadTuner(2, 1)
+    cost = {2: 5.0, 1: 1.0}          # two threads five times slower (a busy machine)
+    tuner.record(2, 100.0)           # the first chunk warms up and is not counted
+    picks = []
+    for _ in range(400):
+        threads, limit = tuner.choose()
+        picks.append((threads, limit))
+        tuner.record(threads, cost[threads])
+    # first both options are timed on short probes, then one thread wins ...
+    assert picks[:4] == [(2, 2), (1, 2), (2, 2), (1, 2)]
+    full = [t for t, limit in picks if limit is None]
+    assert set(full) == {1}
+    # ... and the loser is re-timed on short probes, ever more rarely
+    probes = [i for i, (t, limit) in enumerate(picks) if t == 2 and i >= 4]
+    assert all(picks[i][1] == tuner.PROBE_STEPS for i in probes)
+    gaps = np.diff(probes)
+    assert len(probes) >= 3 and np.all(gaps[1:] >= gaps[:-1])
+    # when the machine quietens, two threads win again
+    cost[2] = 0.5
+    for _ in range(2000):
+        threads, limit = tuner.choose()
+        tuner.record(threads, cost[threads])
+    assert tuner.choose()[0] == 2
+    assert fused._ThreadTuner(1, 1).options == (1,)

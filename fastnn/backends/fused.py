@@ -364,10 +364,12 @@ class _ThreadTuner:
         self.interval = self.FIRST_INTERVAL
         self.countdown = self.interval
         self.best = self.options[0]
+        self.warm = False   # the first chunk pays for first touches of workspaces: not timed
 
     def _score(self, option):
+        # the lower median: one slow outlier (a burst of load) does not condemn an option
         t = sorted(self.times[option])
-        return t[len(t) // 2] if t else float("inf")
+        return t[(len(t) - 1) // 2] if t else float("inf")
 
     def choose(self):
         """(threads, step limit or None) for the next chunk: a short probe or a full chunk."""
@@ -386,6 +388,9 @@ class _ThreadTuner:
         return best, None
 
     def record(self, option, seconds_per_step):
+        if not self.warm:
+            self.warm = True
+            return
         t = self.times.setdefault(option, [])
         t.append(seconds_per_step)
         del t[:-self.KEEP]
