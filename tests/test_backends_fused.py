@@ -430,3 +430,36 @@ def test_thread_tuner_keeps_the_faster_option_and_probes_less_often():
         tuner.record(threads, cost[threads])
     assert tuner.choose()[0] == 2
     assert fused._ThreadTuner(1, 1).options == (1,)
+
+
+def test_fit_and_predict_take_the_fused_path_with_the_same_numbers(float_dtype, monkeypatch):
+    from fastnn import backends
+    ops = backends.get("fast")
+    if not hasattr(ops, "fused_fit_plan"):
+        pytest.skip("the fast backend does not offer the fused plans")
+    calls = []
+    real = fused.FusedTrainer.train_epoch
+
+    def spy(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(fused.FusedTrainer, "train_epoch", spy)
+    x, y = _data(n=90)
+
+    def build():
+        return [layers.Dense(9, activation="relu", input_shape=(6,)), layers.Dropout(0.3),
+                layers.Dense(3, activation="softmax")]
+    make = lambda: _model(build, OPTIMIZERS["adam"],  # noqa: E731
+                          lambda: "sparse_categorical_crossentropy", float_dtype)
+    a = make()
+    h_ref = _per_op_fit(a, x, y, 3, 16)
+    b = make()
+    h = b.fit(x, y, epochs=3, batch_size=16, verbose=0).history
+    assert len(calls) == 3                  # one runner call per epoch
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert h == h_ref
+    rtol = 1e-5 if float_dtype == np.float32 else 1e-12
+    xs = x.astype(float_dtype)
+    np.testing.assert_allclose(b.predict(xs, verbose=0), b.forward(xs), rtol=rtol)
+    np.testing.assert_allclose(b.predict_on_batch(xs[:1]), b.forward(xs[:1]), rtol=rtol)
