@@ -435,14 +435,16 @@ FNN_AVX2 static void fnn_pack_t8_avx2_f64(const double *src, ptrdiff_t lds, ptrd
         ai = BCAST(a1 + (U) * cs_a); c10 = FMADD(ai, b0, c10); c11 = FMADD(ai, b1, c11);    \
         ai = BCAST(a2 + (U) * cs_a); c20 = FMADD(ai, b0, c20); c21 = FMADD(ai, b1, c21);    \
         ai = BCAST(a3 + (U) * cs_a); c30 = FMADD(ai, b0, c30); c31 = FMADD(ai, b1, c31);    \
-        ai = BCAST(a4 + (U) * cs_a); c40 = FMADD(ai, b0, c40); c41 = FMADD(ai, b1, c41);    \
-        ai = BCAST(a5 + (U) * cs_a); c50 = FMADD(ai, b0, c50); c51 = FMADD(ai, b1, c51);    \
+        if (ROWS > 4) {                                                                     \
+            ai = BCAST(a4 + (U) * cs_a); c40 = FMADD(ai, b0, c40); c41 = FMADD(ai, b1, c41);\
+            ai = BCAST(a5 + (U) * cs_a); c50 = FMADD(ai, b0, c50); c51 = FMADD(ai, b1, c51);\
+        }                                                                                   \
     }
 
 /* Row i of the tile: C = alpha*AB (+ beta*C) (+ bias) -> preact -> relu -> C.
  * LD/ST are full-vector or masked by the lane masks m0, m1. */
 #define FNN_SUP_STORE(i, V, HALF, SETZERO, MUL, ADD, MAX, FMADD, LD, ST)                    \
-    if ((i) < mr) {                                                                         \
+    if ((i) < ROWS && (i) < mr) {                                                           \
         V r0 = MUL(va, c##i##0), r1 = MUL(va, c##i##1);                                     \
         if (beta != 0) {                                                                    \
             r0 = FMADD(vb, LD(c + (i) * ldc, m0), r0);                                      \
@@ -479,7 +481,7 @@ FNN_AVX2 static void fnn_pack_t8_avx2_f64(const double *src, ptrdiff_t lds, ptrd
         FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 2)                                        \
         FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 3)                                        \
         a0 += 4 * cs_a; a1 += 4 * cs_a; a2 += 4 * cs_a;                                     \
-        a3 += 4 * cs_a; a4 += 4 * cs_a; a5 += 4 * cs_a;                                     \
+        a3 += 4 * cs_a; a4 += 4 * cs_a; a5 += 4 * cs_a; /* dead when ROWS == 4 */        \
         b += 8 * HALF;                                                                      \
     }                                                                                       \
     for (; p < k; p++) {                                                                    \
@@ -512,12 +514,13 @@ FNN_AVX2 static void fnn_pack_t8_avx2_f64(const double *src, ptrdiff_t lds, ptrd
 #define FNN_SUP_MASK_F64(v) \
     _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)nr - 4 * (v)), _mm256_setr_epi64x(0, 1, 2, 3))
 
-/* cs_a and full are parameters of always-inlined bodies so that each copy below
- * is specialised: cs_a == 1 (rows of op(A) contiguous) gets constant offsets,
- * full == 1 drops the masks. */
+/* ROWS (6, or 4 for short tails), cs_a and full are parameters of always-inlined
+ * bodies so that each copy below is specialised: a 4-row tile keeps 8
+ * accumulators (still enough to hide the FMA latency), cs_a == 1 (rows of op(A)
+ * contiguous) gets constant offsets, full == 1 drops the masks. */
 FNN_AVX2 static inline __attribute__((always_inline)) void
-fnn_sup_body_f32(ptrdiff_t k, const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t mr,
-                 ptrdiff_t nr, const int full, const float *b, float *c, ptrdiff_t ldc,
+fnn_sup_body_f32(const int ROWS, ptrdiff_t k, const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                 ptrdiff_t mr, ptrdiff_t nr, const int full, const float *b, float *c, ptrdiff_t ldc,
                  float alpha, float beta, const float *bias, float *preact, int relu) {
     FNN_SUP_BODY(__m256, float, 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_mul_ps,
                  _mm256_add_ps, _mm256_max_ps, _mm256_fmadd_ps, _mm256_broadcast_ss,
@@ -526,8 +529,8 @@ fnn_sup_body_f32(ptrdiff_t k, const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a, pt
 }
 
 FNN_AVX2 static inline __attribute__((always_inline)) void
-fnn_sup_body_f64(ptrdiff_t k, const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a, ptrdiff_t mr,
-                 ptrdiff_t nr, const int full, const double *b, double *c, ptrdiff_t ldc,
+fnn_sup_body_f64(const int ROWS, ptrdiff_t k, const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                 ptrdiff_t mr, ptrdiff_t nr, const int full, const double *b, double *c, ptrdiff_t ldc,
                  double alpha, double beta, const double *bias, double *preact, int relu) {
     FNN_SUP_BODY(__m256d, double, 4, _mm256_setzero_pd, _mm256_set1_pd, _mm256_mul_pd,
                  _mm256_add_pd, _mm256_max_pd, _mm256_fmadd_pd, _mm256_broadcast_sd,
@@ -535,28 +538,38 @@ fnn_sup_body_f64(ptrdiff_t k, const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a, p
                  FNN_SUP_MASK_F64(1))
 }
 
-/* The four specialisations of each body, and the entry that picks one. */
-#define FNN_SUP_VARIANT(SFX, W, NAME, CS_A, FULL)                                           \
+/* The specialisations of each body, and the entry that picks one. */
+#define FNN_SUP_VARIANT(SFX, W, NAME, ROWS, CS_A, FULL)                                     \
     FNN_AVX2 static void NAME(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a,      \
                               ptrdiff_t mr, ptrdiff_t nr, const W *b, W *c, ptrdiff_t ldc,  \
                               W alpha, W beta, const W *bias, W *preact, int relu) {        \
         (void)cs_a;                                                                         \
-        fnn_sup_body_##SFX(k, a, rs_a, CS_A, mr, nr, FULL, b, c, ldc, alpha, beta, bias,    \
-                           preact, relu);                                                   \
+        fnn_sup_body_##SFX(ROWS, k, a, rs_a, CS_A, mr, nr, FULL, b, c, ldc, alpha, beta,    \
+                           bias, preact, relu);                                             \
     }
 #define FNN_SUP_DISPATCH(SFX, W)                                                            \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup_rows_full_##SFX, 1, 1)                                  \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup_rows_edge_##SFX, 1, 0)                                  \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup_cols_full_##SFX, cs_a, 1)                               \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup_cols_edge_##SFX, cs_a, 0)                               \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_full_##SFX, 6, 1, 1)                              \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_edge_##SFX, 6, 1, 0)                              \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_full_##SFX, 6, cs_a, 1)                           \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_edge_##SFX, 6, cs_a, 0)                           \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_full_##SFX, 4, 1, 1)                              \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_edge_##SFX, 4, 1, 0)                              \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_full_##SFX, 4, cs_a, 1)                           \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_edge_##SFX, 4, cs_a, 0)                           \
     static void fnn_sup_avx2_##SFX(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a, \
                                    ptrdiff_t mr, ptrdiff_t nr, const W *b, W *c,            \
                                    ptrdiff_t ldc, W alpha, W beta, const W *bias,           \
                                    W *preact, int relu) {                                   \
         const int full = nr == 32 / (ptrdiff_t)sizeof(W) * 2;                               \
-        (cs_a == 1 ? (full ? fnn_sup_rows_full_##SFX : fnn_sup_rows_edge_##SFX)             \
-                   : (full ? fnn_sup_cols_full_##SFX : fnn_sup_cols_edge_##SFX))(           \
-            k, a, rs_a, cs_a, mr, nr, b, c, ldc, alpha, beta, bias, preact, relu);          \
+        void (*f)(ptrdiff_t, const W *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const W *, \
+                  W *, ptrdiff_t, W, W, const W *, W *, int);                               \
+        if (mr > 4)                                                                         \
+            f = cs_a == 1 ? (full ? fnn_sup6_rows_full_##SFX : fnn_sup6_rows_edge_##SFX)    \
+                          : (full ? fnn_sup6_cols_full_##SFX : fnn_sup6_cols_edge_##SFX);   \
+        else                                                                                \
+            f = cs_a == 1 ? (full ? fnn_sup4_rows_full_##SFX : fnn_sup4_rows_edge_##SFX)    \
+                          : (full ? fnn_sup4_cols_full_##SFX : fnn_sup4_cols_edge_##SFX);   \
+        f(k, a, rs_a, cs_a, mr, nr, b, c, ldc, alpha, beta, bias, preact, relu);            \
     }
 FNN_SUP_DISPATCH(f32, float)
 FNN_SUP_DISPATCH(f64, double)
@@ -874,6 +887,16 @@ static int FNN_S(fnn_use_sup)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_ker
     return kd->sup != NULL && a_bytes <= 256.0 * 1024 && b_panel_bytes <= 128.0 * 1024;
 }
 
+/* Rows of the next tile when `left` rows remain. The kernel also has a 4-row
+ * form, as fast per row as the 6-row one, so a tail of 7 or 8 rows is cut 4 + 3
+ * or 4 + 4 rather than 6 + 1 or 6 + 2 (a 1- or 2-row tile costs a full one):
+ * m = 32 runs as 6+6+6+6+4+4. Results do not depend on the cut: every element
+ * is the same k-ordered sum whichever tile computes it. */
+static ptrdiff_t FNN_S(fnn_sup_rows)(ptrdiff_t MR, ptrdiff_t left) {
+    if (MR == 6 && (left == 7 || left == 8)) return 4;
+    return FNN_MIN(MR, left);
+}
+
 /* C[i0:i1, j0:j1] with the small-problem kernel: each NR-wide column panel of
  * op(B) is packed over the whole k, then every row tile of the block uses it. */
 static void FNN_S(fnn_gemm_sup_block)(const FNN_S(fnn_gemm_args) *g,
@@ -890,8 +913,8 @@ static void FNN_S(fnn_gemm_sup_block)(const FNN_S(fnn_gemm_args) *g,
         const ptrdiff_t nr = FNN_MIN(NR, j1 - j);
         const T *bias = g->bias ? g->bias + j : NULL;
         FNN_S(fnn_pack_b)(g, kd, j, nr, 0, k, bp);
-        for (ptrdiff_t i = i0; i < i1; i += MR) {
-            const ptrdiff_t mr = FNN_MIN(MR, i1 - i);
+        for (ptrdiff_t i = i0, mr; i < i1; i += mr) {
+            mr = FNN_S(fnn_sup_rows)(MR, i1 - i);
             T *c = g->c + i * g->ldc + j;
             T *preact = g->preact ? g->preact + i * g->ldc + j : NULL;
             const T *ap = g->a + i * rs_a;
