@@ -105,8 +105,14 @@ def measure(fn, repeats=7, warmup=1, number=None, min_time=2e-3):
                    min_time=min_time)["fn"]
 
 
-def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, pause=0.0):
-    """Time several callables side by side, interleaving their batches.
+def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, rounds=None,
+            pause=0.0):
+    """Time several callables side by side, alternating between them.
+
+    The repeats are split into ``rounds``; each round runs, for every candidate
+    in turn, ``warmup`` untimed batches and then its share of the timed ones.
+    ``rounds=repeats`` (the default) interleaves batch by batch; fewer rounds
+    with a ``pause`` keep the candidates' thread pools from overlapping.
 
     Parameters
     ----------
@@ -114,22 +120,26 @@ def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, pause=0
         Name -> zero-argument callable.
     repeats, warmup, number, min_time
         As in :func:`measure`; ``number`` (or its calibration) is per candidate.
+    rounds : int, optional
+        How many times to cycle through the candidates (default ``repeats``).
     pause : float
-        Seconds to sleep after each batch, so that spinning worker threads of
-        one library (OpenBLAS keeps its threads busy-waiting for a while after
-        a call) go idle before the next candidate runs.
+        Seconds to sleep after each candidate's block, so that worker threads
+        that spin after a call (OpenBLAS busy-waits for a while, OpenMP
+        runtimes too) go idle before the next candidate runs.
 
     Returns
     -------
     dict[str, Timing]
     """
+    rounds = max(1, min(rounds or repeats, repeats))
     numbers = {name: number or calibrate(fn, min_time) for name, fn in candidates.items()}
     samples = {name: [] for name in candidates}
-    for rep in range(warmup + repeats):
+    for r in range(rounds):
+        share = repeats // rounds + (1 if r < repeats % rounds else 0)
         for name, fn in candidates.items():
-            t = _time_batch(fn, numbers[name])
-            if rep >= warmup:
-                samples[name].append(t)
+            for _ in range(warmup if (r == 0 or pause) else 0):
+                _time_batch(fn, numbers[name])
+            samples[name] += [_time_batch(fn, numbers[name]) for _ in range(share)]
             if pause:
                 time.sleep(pause)
     return {name: Timing.from_samples(samples[name], numbers[name]) for name in candidates}

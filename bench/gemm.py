@@ -48,6 +48,10 @@ SEED_SHAPES = (
     ("dx 3", 32, 64, 10, False, True),
 )
 RELU = 1  # fastnn.backends.ACTIVATION_CODES["relu"]
+# Sleep between candidates' blocks: OpenBLAS's workers busy-wait (sched_yield)
+# for up to ~0.1 s after a call, OpenMP's for a moment too; either would steal a
+# core from the other library's run on a 2-core machine.
+PAUSE = 0.12
 
 
 def _square_rows(gemm, dtypes, sizes, threads, repeats, rng):
@@ -63,7 +67,7 @@ def _square_rows(gemm, dtypes, sizes, threads, repeats, rng):
                 t = compare({
                     "numpy": lambda: np.matmul(a, b, out=c_np),
                     "fastnn": lambda: gemm(a, b, out=c_fn, num_threads=threads),
-                }, repeats=repeats, warmup=1, number=1, pause=0.05)
+                }, repeats=repeats, warmup=1, number=1, rounds=repeats, pause=PAUSE)
             # The candidates must agree before their speed means anything.
             tol = 1e-3 if dtype == np.float32 else 1e-10
             np.testing.assert_allclose(c_fn, c_np, rtol=tol, atol=tol * np.sqrt(n))
@@ -109,7 +113,7 @@ def _seed_rows(gemm, threads, repeats, rng):
             np.testing.assert_allclose(z_fn, z_np, rtol=1e-4, atol=1e-4)
             t = compare({"numpy": numpy_dense, "fastnn": fastnn_dense,
                          "numpy_mm": numpy_matmul, "fastnn_mm": fastnn_gemm},
-                        repeats=repeats, warmup=2, min_time=4e-3)
+                        repeats=repeats, warmup=2, min_time=3e-3, rounds=3, pause=PAUSE)
         us = {key: v.median * 1e6 for key, v in t.items()}
         rng_us = {key: f"{v.low * 1e6:.1f}-{v.high * 1e6:.1f}" for key, v in t.items()}
         speedup = us["numpy"] / us["fastnn"]
