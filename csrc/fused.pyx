@@ -60,8 +60,14 @@ cdef extern from *:
     #else
     static int fnn_fused_thread_num(void) { return 0; }
     #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fnn_fused_prefetch(p) __builtin_prefetch((p), 0, 2)
+    #else
+    #define fnn_fused_prefetch(p) ((void)(p))
+    #endif
     """
     int fnn_fused_thread_num() nogil
+    void fnn_fused_prefetch(const void *p) nogil
 
 __all__ = ["Trainer", "Predictor", "NODE_DENSE", "NODE_ACTIVATION", "NODE_DROPOUT",
            "OPT_SGD", "OPT_ADAM", "OPT_RMSPROP", "OPT_ADAGRAD",
@@ -377,6 +383,19 @@ cdef void _backward(const Plan *p, floating *x0, Py_ssize_t n, floating *grad) n
 # A chunk of training steps
 # ---------------------------------------------------------------------------
 
+cdef inline void _prefetch_rows(const floating *x, const int64_t *rows, Py_ssize_t n,
+                                Py_ssize_t width) noexcept nogil:
+    """Prefetch hints for n rows of x (every 64-byte line of each)."""
+    cdef Py_ssize_t i, off, nbytes = width * sizeof(floating)
+    cdef const char *row
+    for i in range(n):
+        row = <const char *>(x + rows[i] * width)
+        off = 0
+        while off < nbytes:
+            fnn_fused_prefetch(row + off)
+            off += 64
+
+
 cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
                              const floating *x, Py_ssize_t x_rows,
                              const floating *targets, const int64_t *labels,
@@ -439,6 +458,10 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
                                 pred_out + (b0 - start) * n_out, n * n_out, 1)
             else:
                 memcpy(pred_out + (b0 - start) * n_out, y_out, n * n_out * sizeof(floating))
+        # -- the next batch's rows are scattered over x: ask for them now, so that they
+        # -- arrive while backward runs instead of stalling the next gather
+        if index != NULL and b0 + n < stop:
+            _prefetch_rows(x, index + b0 + n, min(p.batch_size, stop - b0 - n), n_in)
         # -- backward, penalties (at the weights the gradients were taken at), update
         _backward(p, <floating *>xb, n, grad)
         if p.any_regularized:
