@@ -463,3 +463,15 @@ def test_fit_and_predict_take_the_fused_path_with_the_same_numbers(float_dtype, 
     xs = x.astype(float_dtype)
     np.testing.assert_allclose(b.predict(xs, verbose=0), b.forward(xs), rtol=rtol)
     np.testing.assert_allclose(b.predict_on_batch(xs[:1]), b.forward(xs[:1]), rtol=rtol)
+
+
+def test_input_flatten_and_one_dimensional_binary_targets(float_dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((50, 3, 4))
+    y = (x.sum(axis=(1, 2)) > 0).astype(float)      # shape (50,) for a (50, 1) output
+
+    def build():
+        return [layers.Input(shape=(3, 4)), layers.Flatten(),
+                layers.Dense(6, activation="elu"), layers.Dense(1, activation="sigmoid")]
+    _assert_same_run(lambda: _model(build, OPTIMIZERS["nesterov"], lambda: "binary_crossentropy",
+                                    float_dtype), x, y, batch_size=9)
