@@ -20,6 +20,13 @@ FAST = backends.get("fast")
 REF = backends.get("reference")
 
 
+@pytest.fixture(autouse=True)
+def low_parallel_threshold(monkeypatch):
+    """Split even these test-sized problems between threads, so the parallel
+    paths run without test data the size of a production workload."""
+    monkeypatch.setattr(config, "PARALLEL_WORK_THRESHOLD", 1 << 12)
+
+
 @pytest.fixture
 def threads():
     """Run a callable under 1 and 2 threads (config.set_num_threads); restore after."""
