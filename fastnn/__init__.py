@@ -28,7 +28,8 @@ from fastnn import config  # noqa: E402  (small, no heavy imports)
 
 _SUBMODULES = {
     "activations", "backends", "callbacks", "constraints", "data", "datasets", "initializers",
-    "layers", "losses", "metrics", "models", "nn", "optim", "optimizers", "regularizers", "utils",
+    "layers", "losses", "metrics", "models", "nn", "optim", "optimizers", "regularizers", "tensor",
+    "utils",
 }
 
 # Top-level name -> module that defines it.
@@ -36,10 +37,18 @@ _LAZY_NAMES = {
     "Sequential": "fastnn.models",
     "Model": "fastnn.models",
     "Input": "fastnn.layers",
+    # fastnn.tensor is both the module and (the module being callable) tensor().
     "Tensor": "fastnn.tensor",
-    "tensor": "fastnn.tensor",
     "no_grad": "fastnn.tensor",
+    "enable_grad": "fastnn.tensor",
+    "set_grad_enabled": "fastnn.tensor",
+    "is_grad_enabled": "fastnn.tensor",
     "manual_seed": "fastnn.tensor",
+    "from_numpy": "fastnn.tensor",
+    "matmul": "fastnn.tensor",
+    "float32": "fastnn.tensor",
+    "float64": "fastnn.tensor",
+    "int64": "fastnn.tensor",
     "relu": "fastnn.nn.functional",
     "sigmoid": "fastnn.nn.functional",
     "tanh": "fastnn.nn.functional",
