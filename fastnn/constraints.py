@@ -24,7 +24,8 @@ import numbers
 
 import numpy as np
 
-from fastnn._validation import as_float_array, check_float, lookup
+from fastnn._serialization import Configurable, Registry
+from fastnn._validation import as_float_array, check_float
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "ClipValue", "get",
            "serialize", "deserialize"]
@@ -46,8 +47,12 @@ def _check_axis(axis):
     return int(axis)
 
 
-class Constraint:
-    """Base class: ``project(w)`` is the formula; ``__call__`` and ``apply_`` wrap it."""
+class Constraint(Configurable):
+    """Base class: ``project(w)`` is the formula; ``__call__`` and ``apply_`` wrap it.
+
+    Subclasses implement ``project`` and ``get_config`` (the constructor's
+    arguments); equality, ``repr`` and ``from_config`` follow from the config.
+    """
 
     def project(self, w):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -63,23 +68,6 @@ class Constraint:
             raise TypeError("apply_ needs a float32 or float64 numpy array")
         w[...] = self.project(w)
         return w
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash(type(self).__name__)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
     def _norms(self, w):
         """||w|| along self.axis, keeping dims so it broadcasts against w."""
@@ -163,32 +151,34 @@ class ClipValue(Constraint):
         return {"min_value": self.min_value, "max_value": self.max_value}
 
 
-_CLASSES = {cls.__name__: cls for cls in (MaxNorm, MinMaxNorm, NonNeg, UnitNorm, ClipValue)}
 # ClipValue has no defaults, so it has no string name: build it with its bounds.
-_NAMES = {"max_norm": MaxNorm, "maxnorm": MaxNorm, "min_max_norm": MinMaxNorm,
-          "minmaxnorm": MinMaxNorm, "non_neg": NonNeg, "nonneg": NonNeg,
-          "unit_norm": UnitNorm, "unitnorm": UnitNorm}
+_REGISTRY = Registry("constraint", Constraint, (MaxNorm, MinMaxNorm, NonNeg, UnitNorm, ClipValue), {
+    "max_norm": MaxNorm, "maxnorm": MaxNorm, "min_max_norm": MinMaxNorm,
+    "minmaxnorm": MinMaxNorm, "non_neg": NonNeg, "nonneg": NonNeg,
+    "unit_norm": UnitNorm, "unitnorm": UnitNorm})
 
 
-def get(identifier):
+def get(identifier, custom_objects=None):
     """The constraint an identifier stands for.
 
     Parameters
     ----------
-    identifier : None, str, Constraint, dict or callable
+    identifier : None, str, Constraint, Constraint subclass, dict or callable
         None gives None; ``'max_norm'``, ``'min_max_norm'``, ``'non_neg'``,
         ``'unit_norm'`` give the class with Keras's defaults; a constraint is
-        returned as is; a dict comes from :func:`serialize`; any other
-        callable ``f(w) -> w'`` is used as is.
+        returned as is; a class is instantiated with its defaults; a dict comes
+        from :func:`serialize`; any other callable ``f(w) -> w'`` is used as is.
+    custom_objects : dict, optional
+        ``{name: Constraint subclass}`` of your own, for names and dicts.
     """
     if identifier is None or isinstance(identifier, Constraint):
         return identifier
     if isinstance(identifier, str):
-        return lookup("constraint", identifier, _NAMES)()
+        return _REGISTRY.class_for_name(identifier, custom_objects)()
     if isinstance(identifier, type) and issubclass(identifier, Constraint):
         return identifier()
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, custom_objects)
     if callable(identifier):
         return identifier
     raise TypeError(
@@ -203,24 +193,17 @@ def serialize(constraint):
     if constraint is None:
         return None
     if not isinstance(constraint, Constraint):
-        raise ValueError(f"a custom constraint ({constraint!r}) cannot be serialized")
-    config = constraint.get_config()
-    if isinstance(config.get("axis"), tuple):
-        config["axis"] = list(config["axis"])  # JSON has no tuples
-    return {"class_name": type(constraint).__name__, "config": config}
+        raise ValueError(f"a custom constraint ({constraint!r}) cannot be serialized; subclass "
+                         "fastnn.constraints.Constraint (with get_config) to save it")
+    config = _REGISTRY.serialize(constraint)
+    if isinstance(config["config"].get("axis"), tuple):
+        config["config"]["axis"] = list(config["config"]["axis"])  # JSON has no tuples
+    return config
 
 
-def deserialize(config):
-    """Inverse of :func:`serialize`; only the classes of this module are accepted."""
+def deserialize(config, custom_objects=None):
+    """Inverse of :func:`serialize`: the classes of this module, and Constraint
+    subclasses passed in ``custom_objects`` (``{name: class}``); None gives None."""
     if config is None:
         return None
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            f"constraint config must be a dict with 'class_name' and 'config', got {config!r}"
-        )
-    cls = lookup("constraint class", config["class_name"],
-                 {k.lower(): v for k, v in _CLASSES.items()})
-    try:
-        return cls.from_config(dict(config.get("config") or {}))
-    except TypeError as exc:
-        raise ValueError(f"invalid config for {cls.__name__}: {exc}") from None
+    return _REGISTRY.deserialize(config, custom_objects)

@@ -40,6 +40,7 @@ import numbers
 import numpy as np
 
 from fastnn import utils
+from fastnn._serialization import Configurable, Registry
 from fastnn._validation import check_float, check_int, lookup, resolve_dtype
 
 __all__ = [
@@ -92,8 +93,12 @@ def _truncated_standard_normal(rng, shape):
     return values
 
 
-class Initializer:
-    """Base class: ``__call__(shape, dtype=None)`` validates and calls :meth:`sample`."""
+class Initializer(Configurable):
+    """Base class: ``__call__(shape, dtype=None)`` validates and calls :meth:`sample`.
+
+    Subclasses implement ``sample`` and ``get_config``; equality, ``repr`` and
+    ``from_config`` follow from the config.
+    """
 
     def __call__(self, shape, dtype=None):
         shape = _check_shape(shape)
@@ -103,23 +108,6 @@ class Initializer:
     def sample(self, shape):  # pragma: no cover - abstract
         """The values for ``shape`` (any float dtype; __call__ casts)."""
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash(type(self).__name__)
 
 
 class _Random(Initializer):
@@ -332,10 +320,8 @@ class Orthogonal(_Random):
         return {"gain": self.gain, **super().get_config()}
 
 
-_CLASSES = {cls.__name__: cls for cls in (
-    Zeros, Ones, Constant, RandomUniform, RandomNormal, TruncatedNormal, VarianceScaling,
-    GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Orthogonal)}
-
+_CLASSES = (Zeros, Ones, Constant, RandomUniform, RandomNormal, TruncatedNormal, VarianceScaling,
+            GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Orthogonal)
 _NAMES = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_uniform": RandomUniform,
     "uniform": RandomUniform, "random_normal": RandomNormal, "normal": RandomNormal,
@@ -344,10 +330,11 @@ _NAMES = {
     "he_normal": HeNormal, "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
     "orthogonal": Orthogonal,
 }
-_NAMES.update({name.lower(): cls for name, cls in _CLASSES.items()})
+_NAMES.update({cls.__name__.lower(): cls for cls in _CLASSES})
+_REGISTRY = Registry("initializer", Initializer, _CLASSES, _NAMES)
 
 
-def get(identifier):
+def get(identifier, custom_objects=None):
     """The initializer an identifier stands for.
 
     Parameters
@@ -357,15 +344,17 @@ def get(identifier):
         unknown names raise ValueError with a suggestion), an initializer
         (returned as is), a class (instantiated with defaults), a dict from
         :func:`serialize`, or any callable ``f(shape, dtype=None)``.
+    custom_objects : dict, optional
+        ``{name: Initializer subclass}`` of your own, for names and dicts.
     """
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
-        return lookup("initializer", identifier, _NAMES)()
+        return _REGISTRY.class_for_name(identifier, custom_objects)()
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, custom_objects)
     if callable(identifier):
         return identifier
     raise TypeError(
@@ -379,20 +368,13 @@ def serialize(initializer) -> dict:
     initializer = get(initializer)
     if not isinstance(initializer, Initializer):
         raise ValueError(
-            f"a custom initializer ({initializer!r}) cannot be serialized; use a fastnn initializer"
+            f"a custom initializer ({initializer!r}) cannot be serialized; use a fastnn initializer "
+            "or subclass fastnn.initializers.Initializer (with get_config)"
         )
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return _REGISTRY.serialize(initializer)
 
 
-def deserialize(config):
-    """Inverse of :func:`serialize`; only the classes of this module are accepted."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            f"initializer config must be a dict with 'class_name' and 'config', got {config!r}"
-        )
-    cls = lookup("initializer class", config["class_name"],
-                 {k.lower(): v for k, v in _CLASSES.items()})
-    try:
-        return cls.from_config(dict(config.get("config") or {}))
-    except TypeError as exc:
-        raise ValueError(f"invalid config for {cls.__name__}: {exc}") from None
+def deserialize(config, custom_objects=None):
+    """Inverse of :func:`serialize`: the classes of this module, and Initializer
+    subclasses passed in ``custom_objects`` (``{name: class}``)."""
+    return _REGISTRY.deserialize(config, custom_objects)

@@ -32,7 +32,8 @@ import warnings
 import numpy as np
 
 from fastnn import backends
-from fastnn._validation import as_float_array, as_label_array, check_float, lookup
+from fastnn._serialization import Configurable, Registry
+from fastnn._validation import as_float_array, as_label_array, check_float
 
 __all__ = [
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossentropy",
@@ -49,7 +50,7 @@ def _as_predictions(y_pred):
     return as_float_array(y_pred, "y_pred", dtype=dtype, min_ndim=1)
 
 
-class Loss:
+class Loss(Configurable):
     """Base class of the losses: validation, the backend call and configuration.
 
     Subclasses set ``op_name`` (the backend's name of the loss) and, for the
@@ -183,19 +184,9 @@ class Loss:
     def get_config(self) -> dict:
         return {"name": self.name}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
 
 
 class MeanSquaredError(Loss):
@@ -322,10 +313,8 @@ class SparseCategoricalCrossentropy(_Crossentropy):
         return y_true
 
 
-_CLASSES = {cls.__name__: cls for cls in (MeanSquaredError, MeanAbsoluteError, Huber,
-                                          BinaryCrossentropy, CategoricalCrossentropy,
-                                          SparseCategoricalCrossentropy)}
-
+_CLASSES = (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
+            CategoricalCrossentropy, SparseCategoricalCrossentropy)
 _NAMES = {
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
@@ -334,10 +323,11 @@ _NAMES = {
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
-_NAMES.update({name.lower(): cls for name, cls in _CLASSES.items()})
+_NAMES.update({cls.__name__.lower(): cls for cls in _CLASSES})
+_REGISTRY = Registry("loss", Loss, _CLASSES, _NAMES)
 
 
-def get(identifier):
+def get(identifier, custom_objects=None):
     """The loss an identifier stands for.
 
     Parameters
@@ -347,15 +337,17 @@ def get(identifier):
         ``'Huber'``; unknown names raise ValueError with a suggestion), a loss
         object (returned as is), a loss class (instantiated with its defaults),
         or a dict from :func:`serialize`.
+    custom_objects : dict, optional
+        ``{name: Loss subclass}`` of your own, for names and dicts.
     """
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
-        return lookup("loss", identifier, _NAMES)()
+        return _REGISTRY.class_for_name(identifier, custom_objects)()
     if isinstance(identifier, type) and issubclass(identifier, Loss) and identifier.op_name:
         return identifier()
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, custom_objects)
     raise TypeError(
         f"loss must be a name such as 'mse', a fastnn.losses.Loss or a config dict, "
         f"got {type(identifier).__name__}"
@@ -364,16 +356,11 @@ def get(identifier):
 
 def serialize(loss) -> dict:
     """``{'class_name': ..., 'config': {...}}`` (JSON-able)."""
-    loss = get(loss)
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    return _REGISTRY.serialize(get(loss))
 
 
-def deserialize(config):
-    """Inverse of :func:`serialize`; only the classes of this module are accepted."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"loss config must be a dict with 'class_name' and 'config', got {config!r}")
-    cls = lookup("loss class", config["class_name"], {k.lower(): v for k, v in _CLASSES.items()})
-    try:
-        return cls.from_config(dict(config.get("config") or {}))
-    except TypeError as exc:
-        raise ValueError(f"invalid config for {cls.__name__}: {exc}") from None
+def deserialize(config, custom_objects=None):
+    """Inverse of :func:`serialize`: the classes of this module, and Loss subclasses
+    passed in ``custom_objects`` (``{name: class}``, e.g. by
+    :func:`fastnn.models.load_model`)."""
+    return _REGISTRY.deserialize(config, custom_objects)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from fastnn import backends
-from fastnn._validation import as_float_array, check_float, lookup
+from fastnn._serialization import Configurable, Registry
+from fastnn._validation import as_float_array, check_float
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
 
@@ -33,7 +34,7 @@ def _as_weights(w):
     return as_float_array(w, "w")
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """The L1/L2 family: ``l1 * sum|w| + l2 * sum w^2``.
 
     Subclasses only choose which coefficients they expose; every penalty is
@@ -59,20 +60,6 @@ class Regularizer:
 
     def get_config(self) -> dict:
         return {"l1": self.l1, "l2": self.l2}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, self.l1, self.l2))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):
@@ -102,11 +89,11 @@ class L2(Regularizer):
         return {"l2": self.l2}
 
 
-_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
-_NAMES = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
+_REGISTRY = Registry("regularizer", Regularizer, (L1, L2, L1L2),
+                     {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2})
 
 
-def get(identifier):
+def get(identifier, custom_objects=None):
     """The regularizer an identifier stands for.
 
     Parameters
@@ -115,15 +102,17 @@ def get(identifier):
         None gives None (no regularization); ``'l1'``, ``'l2'``, ``'l1_l2'``
         give the class with Keras's default coefficients; a regularizer is
         returned as is; a dict comes from :func:`serialize`.
+    custom_objects : dict, optional
+        ``{name: Regularizer subclass}`` of your own, for names and dicts.
     """
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, str):
-        return lookup("regularizer", identifier, _NAMES)()
+        return _REGISTRY.class_for_name(identifier, custom_objects)()
     if isinstance(identifier, type) and issubclass(identifier, Regularizer):
         return identifier()
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, custom_objects)
     raise TypeError(
         f"regularizer must be None, 'l1', 'l2', 'l1_l2', a fastnn.regularizers object or a "
         f"config dict, got {type(identifier).__name__}"
@@ -133,22 +122,12 @@ def get(identifier):
 def serialize(regularizer):
     """``{'class_name': ..., 'config': {...}}``, or None for None."""
     regularizer = get(regularizer)
-    if regularizer is None:
-        return None
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return None if regularizer is None else _REGISTRY.serialize(regularizer)
 
 
-def deserialize(config):
-    """Inverse of :func:`serialize`; only the classes of this module are accepted."""
+def deserialize(config, custom_objects=None):
+    """Inverse of :func:`serialize`: the classes of this module, and Regularizer
+    subclasses passed in ``custom_objects`` (``{name: class}``); None gives None."""
     if config is None:
         return None
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            f"regularizer config must be a dict with 'class_name' and 'config', got {config!r}"
-        )
-    cls = lookup("regularizer class", config["class_name"],
-                 {k.lower(): v for k, v in _CLASSES.items()})
-    try:
-        return cls.from_config(dict(config.get("config") or {}))
-    except TypeError as exc:
-        raise ValueError(f"invalid config for {cls.__name__}: {exc}") from None
+    return _REGISTRY.deserialize(config, custom_objects)

@@ -102,6 +102,16 @@ def test_get_and_config():
     with pytest.raises(ValueError, match="unknown constraint class"):
         constraints.deserialize({"class_name": "Bad", "config": {}})
 
+    class Halve(constraints.Constraint):
+        def project(self, w):
+            return w / 2
+
+    config = constraints.serialize(Halve())
+    assert config == {"class_name": "Halve", "config": {}}
+    back = constraints.deserialize(config, custom_objects={"Halve": Halve})
+    assert type(back) is Halve and back == Halve()
+    assert type(constraints.get("halve", custom_objects={"Halve": Halve})) is Halve
+
     def custom(w):
         return w * 0
 

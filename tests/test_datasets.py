@@ -7,6 +7,7 @@ root) when present; those tests skip otherwise.
 """
 import gzip
 import hashlib
+import os
 import struct
 import urllib.error
 from pathlib import Path
@@ -231,6 +232,18 @@ def test_download_into_fastnn_data_with_checksums(tmp_path, monkeypatch):
     calls.clear()
     mnist.load_data()
     assert calls == []
+
+
+def test_downloaded_files_are_readable_by_others(tmp_path, monkeypatch):
+    # The files were written through a temporary file, whose 0600 mode they kept:
+    # a shared $FASTNN_DATA was unreadable for everyone but the downloader.
+    _fake_mirrors(monkeypatch, _small_set(np.random.default_rng(8)))
+    old = os.umask(0o022)
+    try:
+        mnist.load_data(tmp_path)
+    finally:
+        os.umask(old)
+    assert {p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {0o644}
 
 
 def test_download_only_the_missing_file(tmp_path, monkeypatch):

@@ -180,5 +180,13 @@ def test_get_and_serialize():
         initializers.get("he_norml")
     with pytest.raises(ValueError, match="unknown initializer class"):
         initializers.deserialize({"class_name": "Evil", "config": {}})
+
+    class Sevens(initializers.Initializer):
+        def sample(self, shape):
+            return np.full(shape, 7.0)
+
+    back = initializers.deserialize(initializers.serialize(Sevens()),
+                                    custom_objects={"Sevens": Sevens})
+    np.testing.assert_array_equal(back((2,)), [7.0, 7.0])
     with pytest.raises(TypeError, match="initializer must be"):
         initializers.get(1.0)

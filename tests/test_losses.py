@@ -316,3 +316,35 @@ def test_config_round_trip():
         losses.deserialize({"class_name": "os.system", "config": {}})
     with pytest.raises(ValueError, match="invalid config"):
         losses.deserialize({"class_name": "Huber", "config": {"bogus": 1}})
+    with pytest.raises(TypeError, match="must be a dict"):
+        losses.deserialize(["Huber"])
+    with pytest.raises(ValueError, match="class_name"):
+        losses.deserialize({"config": {}})
+
+
+class _Scaled(losses.MeanSquaredError):
+    """A loss class of the user's, with an argument of its own."""
+
+    def __init__(self, scale=1.0, name=None):
+        super().__init__(name)
+        self.scale = scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def test_custom_losses_deserialize_through_custom_objects():
+    config = losses.serialize(_Scaled(3.0))
+    assert config == {"class_name": "_Scaled",
+                      "config": {"name": "mean_squared_error", "scale": 3.0}}
+    with pytest.raises(ValueError, match="unknown loss class '_Scaled'.*custom_objects"):
+        losses.deserialize(config)
+    back = losses.deserialize(config, custom_objects={"_Scaled": _Scaled})
+    assert type(back) is _Scaled and back == _Scaled(3.0)
+    assert losses.get(config, custom_objects={"_Scaled": _Scaled}) == back
+    assert type(losses.get("_scaled", custom_objects={"_Scaled": _Scaled})) is _Scaled
+    # only Loss subclasses are taken from custom_objects (one dict serves a whole model)
+    with pytest.raises(ValueError, match="unknown loss class"):
+        losses.deserialize({"class_name": "Thing", "config": {}}, custom_objects={"Thing": dict})
+    with pytest.raises(TypeError, match="custom_objects must be a dict"):
+        losses.deserialize(config, custom_objects=[_Scaled])

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from fastnn import losses
 from fastnn import metrics as M
 
 
@@ -342,6 +343,49 @@ def test_serialize_round_trip(metric):
     cfg = json.loads(json.dumps(M.serialize(metric)))
     back = M.deserialize(cfg)
     assert type(back) is type(metric) and back.get_config() == metric.get_config()
+
+
+def test_this_modules_functions_mean_the_streaming_metrics():
+    # fastnn.metrics.precision as a compiled metric used to be averaged batch by batch:
+    # 1/2 and 1/1 here, 0.75 -- not the precision over both batches.
+    m = M.get(M.precision)
+    assert type(m) is M.Precision and m.name == "precision"
+    m.update_state([1, 0], [0.9, 0.8])      # tp 1, fp 1
+    m.update_state([1, 1], [0.9, 0.2])      # tp 1, fn 1
+    assert m.result() == pytest.approx(2 / 3)
+    # a batch of one class made the exact AUC raise in the middle of fit
+    auc = M.get(M.auc)
+    assert type(auc) is M.AUC
+    auc.update_state([1, 1], [0.9, 0.6])
+    auc.update_state([0, 0], [0.3, 0.7])
+    assert auc.result() == pytest.approx(0.75)
+    assert type(M.get(M.r2_score)) is M.R2Score
+    assert type(M.get(M.mse)) is M.MeanSquaredError and M.get(M.mse).name == "mean_squared_error"
+    assert type(M.get(M.accuracy, loss="sparse_categorical_crossentropy")) is \
+        M.SparseCategoricalAccuracy
+    logits = losses.BinaryCrossentropy(from_logits=True)
+    assert M.get(M.binary_accuracy, loss=logits).threshold == 0.0
+
+
+def test_wrappers_of_this_modules_functions_serialize_by_name():
+    wrapper = M.MeanMetricWrapper(M.binary_accuracy, name="ba", threshold=0.3)
+    cfg = json.loads(json.dumps(M.serialize(wrapper)))
+    assert cfg == {"class_name": "MeanMetricWrapper",
+                   "config": {"name": "ba", "threshold": 0.3, "fn": "binary_accuracy"}}
+    back = M.deserialize(cfg)
+    y, p = [[1.0], [0.0], [1.0]], [[0.4], [0.2], [0.1]]
+    assert type(back) is M.MeanMetricWrapper and back(y, p) == wrapper(y, p) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="'fn' must name one of"):
+        M.deserialize({"class_name": "MeanMetricWrapper", "config": {"name": "x", "fn": "eval"}})
+
+
+def test_deserialize_errors_follow_one_rule():
+    with pytest.raises(TypeError, match="must be a dict"):
+        M.deserialize(["Precision"])
+    with pytest.raises(ValueError, match="class_name"):
+        M.deserialize({"config": {}})
+    with pytest.raises(ValueError, match="invalid config for Precision"):
+        M.deserialize({"class_name": "Precision", "config": {"bogus": 1}})
 
 
 # -- validation --------------------------------------------------------------------------------------

@@ -553,3 +553,67 @@ def test_load_model_refuses_truncated_and_future_files(tmp_path):
            manifest_edit=lambda m: m.update(format_version=saving.FORMAT_VERSION + 1))
     with pytest.raises(ValueError, match="future.fnn.*version 2.*upgrade fastnn"):
         load_model(tmp_path / "future.fnn")
+
+
+# --------------------------------------------------------------------------- classes of the user's
+
+class _HalfMSE(fastnn.losses.MeanSquaredError):
+    """Half the mean squared error: a loss class of the user's own."""
+
+    def value(self, y_true, y_pred, sample_weight=None):
+        return 0.5 * super().value(y_true, y_pred, sample_weight)
+
+    def forward_backward(self, y_true, y_pred, sample_weight=None, *, validate=True):
+        value, grad = super().forward_backward(y_true, y_pred, sample_weight, validate=validate)
+        return 0.5 * value, 0.5 * grad
+
+
+class _Count(fastnn.metrics.Metric):
+    """Counts the samples seen: a metric class of the user's own."""
+
+    def reset_state(self):
+        self.n = 0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.n += len(y_true)
+
+    def result(self):
+        return float(self.n)
+
+
+def _regression_model(loss, metrics):
+    model = fastnn.Sequential([fastnn.layers.Dense(2, input_shape=(6,))])
+    model.compile(optimizer="sgd", loss=loss, metrics=metrics)
+    return model
+
+
+def test_custom_loss_and_metric_load_through_custom_objects(tmp_path):
+    utils.set_random_seed(11)
+    x, _ = _data()
+    y = x[:, :2] * 0.5
+    model = _regression_model(_HalfMSE(), [_Count(name="count"), fastnn.metrics.mean_absolute_error])
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    with pytest.raises(ValueError, match="unknown loss class '_HalfMSE'.*custom_objects"):
+        load_model(path)
+    # one dict for every kind: each looks only at the subclasses of its own base class
+    restored = load_model(path, custom_objects={"_HalfMSE": _HalfMSE, "_Count": _Count})
+    assert type(restored.loss) is _HalfMSE
+    assert [type(m) for m in restored.compiled_metrics] == [_Count, fastnn.metrics.MeanAbsoluteError]
+    assert [m.name for m in restored.compiled_metrics] == ["count", "mean_absolute_error"]
+    want = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert restored.evaluate(x, y, verbose=0, return_dict=True) == want
+    assert want["loss"] == pytest.approx(0.5 * np.mean((model.predict(x, verbose=0) - y) ** 2))
+
+
+def test_a_metric_function_of_the_users_fails_at_save_time(tmp_path):
+    def abs_diff(y_true, y_pred):
+        return np.abs(y_true - y_pred)
+
+    x, _ = _data()
+    model = _regression_model("mse", [abs_diff])
+    model.fit(x, x[:, :2], epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="'abs_diff'.*custom_objects"):
+        model.save(tmp_path / "m.fnn")
+    assert not (tmp_path / "m.fnn").exists()

@@ -67,5 +67,12 @@ def test_get_and_config():
         regularizers.get("l1_l3")
     with pytest.raises(ValueError, match="unknown regularizer class"):
         regularizers.deserialize({"class_name": "L3", "config": {}})
+
+    class Tiny(regularizers.L2):
+        def __init__(self, l2=1e-6):
+            super().__init__(l2)
+
+    back = regularizers.deserialize(regularizers.serialize(Tiny()), custom_objects={"Tiny": Tiny})
+    assert type(back) is Tiny and back.l2 == 1e-6
     with pytest.raises(TypeError, match="regularizer must be"):
         regularizers.get(0.1)

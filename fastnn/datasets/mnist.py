@@ -19,13 +19,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from fastnn._io import write_atomic
 
 __all__ = ["load_data", "read_idx", "default_dir", "FILES", "MIRRORS"]
 
@@ -139,23 +140,6 @@ def _fetch(url: str, timeout: float = _TIMEOUT) -> bytes:
         return response.read()
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` via a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _download(directory: Path, name: str) -> Path:
     """Fetch ``name``.gz from the first mirror that serves the right content."""
     problems = []
@@ -176,7 +160,7 @@ def _download(directory: Path, name: str) -> Path:
             problems.append(f"{url}: MD5 of the content is {digest}, expected {FILES[name]}")
             continue
         target = directory / f"{name}.gz"
-        _write_atomic(target, blob)
+        write_atomic(target, lambda f: f.write(blob), suffix=".part")
         return target
     raise ConnectionError(
         f"could not download {name}.gz into {directory}:\n  " + "\n  ".join(problems)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn._validation import lookup
+from fastnn._serialization import Registry
 from fastnn.metrics.accuracy import (
     BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy, SparseTopKCategoricalAccuracy,
     TopKCategoricalAccuracy)
@@ -54,10 +54,9 @@ __all__ = [
     "auc", "mean_squared_error", "mse", "mean_absolute_error", "mae", "r2_score",
 ]
 
-_CLASSES = {cls.__name__: cls for cls in (
-    BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy,
-    SparseTopKCategoricalAccuracy, Precision, Recall, AUC, MeanSquaredError, MeanAbsoluteError,
-    R2Score, InferredAccuracy)}
+_CLASSES = (BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy,
+            SparseTopKCategoricalAccuracy, Precision, Recall, AUC, MeanSquaredError,
+            MeanAbsoluteError, R2Score, InferredAccuracy, Mean, MeanMetricWrapper)
 
 # string identifier -> class (accuracy/acc are handled separately)
 _BY_NAME = {
@@ -75,11 +74,12 @@ _BY_NAME = {
     "mean_absolute_error": MeanAbsoluteError,
     "r2_score": R2Score,
 }
-_BY_NAME.update({name.lower(): cls for name, cls in _CLASSES.items() if cls is not InferredAccuracy})
+_BY_NAME.update({cls.__name__.lower(): cls for cls in _CLASSES[:-3]})  # not the inferred or generic ones
 _ACCURACY_NAMES = ("accuracy", "acc")
+_REGISTRY = Registry("metric", Metric, _CLASSES, {**_BY_NAME, **dict.fromkeys(_ACCURACY_NAMES)})
 
 
-def get(identifier, loss=None) -> Metric:
+def get(identifier, loss=None, custom_objects=None) -> Metric:
     """A metric object from a name, a config dict, a metric object or a function.
 
     Parameters
@@ -87,16 +87,23 @@ def get(identifier, loss=None) -> Metric:
     identifier : str, dict, Metric or callable
         A name from the table in :mod:`fastnn.metrics` (the name given becomes
         the metric's ``name``, as in Keras); a :func:`serialize` dict; a metric
-        (returned as is); or a function ``fn(y_true, y_pred) -> per-sample
-        values``, averaged under the name ``fn.__name__``.
+        (returned as is); one of this module's functions (``fastnn.metrics.auc``,
+        ``fastnn.metrics.precision``...), which means the metric of that name:
+        the streaming object, so that ratios such as precision or AUC are taken
+        over the whole epoch rather than averaged over batches; or a function
+        ``fn(y_true, y_pred) -> per-sample values`` of your own, averaged under
+        the name ``fn.__name__``.
     loss : str or loss object, optional
         The model's loss: decides what 'accuracy' means and whether predictions
         are logits.
+    custom_objects : dict, optional
+        ``{name: Metric subclass}`` of your own, for dicts and names (a name
+        gives the class built without arguments).
     """
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, custom_objects)
     if isinstance(identifier, str):
         kind, from_logits = loss_kind(loss)
         binary_logits = kind == "binary" and from_logits
@@ -106,7 +113,9 @@ def get(identifier, loss=None) -> Metric:
             if kind is None:
                 return InferredAccuracy(name=identifier, threshold=threshold)
             return accuracy_for(kind, identifier, threshold)
-        cls = lookup("metric", identifier, {**_BY_NAME, **{n: None for n in _ACCURACY_NAMES}})
+        cls = _REGISTRY.class_for_name(identifier, custom_objects)
+        if cls not in _BY_NAME.values():
+            return cls()  # a class of the caller's (custom_objects)
         if binary_logits and cls is BinaryAccuracy:
             return cls(name=identifier, threshold=0.0)
         if binary_logits and cls in (Precision, Recall):
@@ -115,6 +124,9 @@ def get(identifier, loss=None) -> Metric:
             return cls(name=identifier, from_logits=True)
         return cls(name=identifier)
     if callable(identifier):
+        name = _function_name(identifier)
+        if name is not None:
+            return get(name, loss=loss)
         return MeanMetricWrapper(identifier)
     raise TypeError(
         f"metric must be a name such as 'accuracy', a Metric or a function, got {type(identifier).__name__}")
@@ -124,26 +136,53 @@ def serialize(metric: Metric) -> dict:
     """``{"class_name": ..., "config": ...}`` (JSON-able) for a metric object.
 
     Built-in metrics deserialize by name; a custom ``Metric`` subclass needs
-    ``custom_objects={"ClassName": cls}`` in :func:`deserialize`. A metric made
-    from a plain function cannot be stored (the function is code): TypeError.
+    ``custom_objects={"ClassName": cls}`` in :func:`deserialize` (and in
+    :func:`fastnn.models.load_model`). A :class:`MeanMetricWrapper` of one of
+    this module's functions is stored by the function's name. One of a function
+    of your own cannot be stored (the function is code, and a saved file holds
+    none): TypeError, saying how to make it a class instead.
     """
     if not isinstance(metric, Metric):
         raise TypeError(f"metric must be a fastnn.metrics.Metric, got {type(metric).__name__}")
+    config = _REGISTRY.serialize(metric)
     if type(metric) is MeanMetricWrapper:
-        raise TypeError(
-            f"metric {metric.name!r} wraps a Python function, which cannot be serialized; "
-            "subclass fastnn.metrics.Metric (with get_config) and pass it in custom_objects when loading")
-    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+        fn = metric._fn
+        fn_name = _function_name(fn)
+        if fn_name is None:
+            raise TypeError(
+                f"metric {metric.name!r} wraps the Python function "
+                f"{getattr(fn, '__name__', type(fn).__name__)!r}, which cannot be serialized (a "
+                f"saved model holds no code); to save the model, compile it with a subclass of "
+                f"fastnn.metrics.Metric (update_state, result, reset_state, get_config) and load it "
+                f"with load_model(path, custom_objects={{'YourMetric': YourMetric}})")
+        config["config"]["fn"] = fn_name
+    return config
 
 
 def deserialize(config: dict, custom_objects=None) -> Metric:
-    """Rebuild a metric from :func:`serialize`'s output (known classes only; nothing is imported)."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise TypeError("config must be a dict with keys 'class_name' and 'config'")
-    table = {k.lower(): v for k, v in _CLASSES.items()}
-    table.update({k.lower(): v for k, v in (custom_objects or {}).items()})
-    cls = lookup("metric", config["class_name"], table)
-    return cls.from_config(dict(config.get("config", {})))
+    """Rebuild a metric from :func:`serialize`'s output: the classes of this package,
+    and Metric subclasses passed in ``custom_objects`` (``{name: class}``); nothing
+    named in ``config`` is imported."""
+    return _REGISTRY.deserialize(config, custom_objects, build=_build)
+
+
+def _build(cls, config):
+    if cls is MeanMetricWrapper:  # stored with the name of one of this module's functions
+        fn_name = config.pop("fn", None)
+        fn = _FUNCTIONS_BY_NAME.get(fn_name) if isinstance(fn_name, str) else None
+        if fn is None:
+            raise ValueError(f"MeanMetricWrapper: 'fn' must name one of fastnn.metrics' functions "
+                             f"{sorted(_FUNCTIONS_BY_NAME)}, got {fn_name!r}")
+        return MeanMetricWrapper(fn, **config)
+    return cls.from_config(config)
+
+
+def _function_name(fn):
+    """The name of ``fn`` if it is one of this module's functional metrics, else None."""
+    try:
+        return _FUNCTION_NAMES.get(fn)
+    except TypeError:  # an unhashable callable
+        return None
 
 
 # -- functional forms: the weighted mean over the samples, as a float --------------------
@@ -210,3 +249,11 @@ mae = mean_absolute_error
 def r2_score(y_true, y_pred, sample_weight=None, class_aggregation="uniform_average") -> float:
     """Coefficient of determination ``1 - SS_res / SS_tot`` (scikit-learn's ``r2_score``)."""
     return R2Score(class_aggregation=class_aggregation)(y_true, y_pred, sample_weight)
+
+
+# This module's functions, as names: get() turns one into the metric of that name.
+_FUNCTION_NAMES = {fn: fn.__name__ for fn in (
+    accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
+    top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, precision, recall, auc,
+    mean_squared_error, mean_absolute_error, r2_score)}
+_FUNCTIONS_BY_NAME = {name: fn for fn, name in _FUNCTION_NAMES.items()}

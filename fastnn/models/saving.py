@@ -34,11 +34,12 @@ import math
 import os
 import platform
 import struct
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from fastnn._io import write_atomic
 
 __all__ = ["save_model", "load_model", "encode_tensors", "decode_tensors",
            "FORMAT_NAME", "FORMAT_VERSION"]
@@ -226,49 +227,17 @@ def _manifest(members: dict) -> dict:
     }
 
 
-def _file_mode(path: Path) -> int:
-    """The permission bits a new file would get (or the existing file's)."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 def _write_archive(path: Path, members: dict) -> None:
     """Write ``members`` (name -> bytes) plus the manifest into ``path``, atomically."""
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            with zipfile.ZipFile(f, "w") as zf:
-                for name, blob in [(MANIFEST, _json_bytes(_manifest(members)))] + list(members.items()):
-                    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-                    # Tensor data is stored raw (floats barely compress); JSON is deflated.
-                    info.compress_type = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
-                    info.external_attr = 0o644 << 16
-                    zf.writestr(info, blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX); not possible everywhere
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    def write(f):
+        with zipfile.ZipFile(f, "w") as zf:
+            for name, blob in [(MANIFEST, _json_bytes(_manifest(members)))] + list(members.items()):
+                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+                # Tensor data is stored raw (floats barely compress); JSON is deflated.
+                info.compress_type = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, blob)
+    write_atomic(path, write, suffix=".tmp")
 
 
 def _read_archive(path: Path) -> tuple[dict, dict]:
@@ -514,8 +483,10 @@ def load_model(filepath, custom_objects=None, compile=True):
     ----------
     filepath : str or os.PathLike
     custom_objects : dict, optional
-        ``{class name: class}`` for your own layer or optimizer classes; only these
-        and fastnn's own classes can be instantiated from a file.
+        ``{class name: class}`` for classes of your own: layers, losses, metrics,
+        optimizers, learning-rate schedules (each is looked up among the
+        subclasses of its kind, so one dict serves them all). Only these and
+        fastnn's own classes can be instantiated from a file.
     compile : bool, default True
         Compile the model with the saved optimizer (and its state), loss and metrics.
 
@@ -598,7 +569,7 @@ def _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where)
     if compile and compile_config is not None:
         from fastnn import losses, optimizers
         optimizer = optimizers.deserialize(compile_config["optimizer"], custom_objects)
-        loss = losses.deserialize(compile_config["loss"])
+        loss = losses.deserialize(compile_config["loss"], custom_objects)
         model.compile(optimizer=optimizer, loss=loss,
                       metrics=_metrics_from(compile_config["metrics"], custom_objects))
         state_layout = config.get("optimizer_state")

@@ -17,7 +17,7 @@ single backend op shared with the PyTorch-style :mod:`fastnn.optim`.
 """
 from __future__ import annotations
 
-from fastnn._validation import lookup
+from fastnn._serialization import Registry
 from fastnn.optimizers import schedules
 from fastnn.optimizers.adagrad import Adagrad
 from fastnn.optimizers.adam import Adam, AdamW
@@ -28,48 +28,43 @@ from fastnn.optimizers.sgd import SGD
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "schedules",
            "get", "serialize", "deserialize"]
 
-_CLASSES = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
 # Lower-case names ('sgd', 'adam', ...) and class names ('SGD', 'Adam', ...) both work.
-_BY_NAME = {name.lower(): cls for name, cls in _CLASSES.items()}
+_REGISTRY = Registry("optimizer", Optimizer, (SGD, Adam, AdamW, RMSprop, Adagrad),
+                     {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)})
 
 
 def serialize(optimizer: Optimizer) -> dict:
     """``{"class_name": ..., "config": ...}`` (JSON-able) for an optimizer."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a fastnn.optimizers.Optimizer, got {type(optimizer).__name__}")
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return _REGISTRY.serialize(optimizer)
 
 
 def deserialize(config: dict, custom_objects=None) -> Optimizer:
     """Rebuild an optimizer from :func:`serialize`'s output.
 
-    Only the optimizers of this package (and classes passed in
+    Only the optimizers of this package (and Optimizer subclasses passed in
     ``custom_objects``, a dict ``name -> class``) can be built; nothing named in
-    ``config`` is imported.
+    ``config`` is imported. ``custom_objects`` also serves a learning-rate
+    schedule of your own stored in the config.
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise TypeError("config must be a dict with keys 'class_name' and 'config'")
-    table = dict(_BY_NAME)
-    table.update({k.lower(): v for k, v in (custom_objects or {}).items()})
-    cls = lookup("optimizer", config["class_name"], table)
-    inner = config.get("config", {})
-    if not isinstance(inner, dict):
-        raise TypeError(f"config['config'] must be a dict, got {type(inner).__name__}")
-    return cls.from_config(inner, custom_objects)
+    return _REGISTRY.deserialize(config, custom_objects,
+                                 build=lambda cls, inner: cls.from_config(inner, custom_objects))
 
 
-def get(identifier) -> Optimizer:
+def get(identifier, custom_objects=None) -> Optimizer:
     """An optimizer from a name (``'adam'``), a :func:`serialize` dict or an optimizer object.
 
     A name gives a new optimizer with Keras's default arguments; an object is
-    returned as is.
+    returned as is. ``custom_objects`` (``{name: Optimizer subclass}``) adds
+    classes of your own for names and dicts.
     """
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, custom_objects)
     if isinstance(identifier, str):
-        return lookup("optimizer", identifier, _BY_NAME)()
+        return _REGISTRY.class_for_name(identifier, custom_objects)()
     hint = ""
     if hasattr(identifier, "step") and hasattr(identifier, "zero_grad"):
         hint = ("; this looks like a PyTorch-style fastnn.optim optimizer, which drives "

@@ -22,7 +22,8 @@ import math
 
 import numpy as np
 
-from fastnn._validation import check_float, lookup
+from fastnn._serialization import Registry
+from fastnn._validation import check_float
 
 __all__ = [
     "LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "InverseTimeDecay",
@@ -270,39 +271,32 @@ class CosineDecayRestarts(LearningRateSchedule):
                 "m_mul": self.m_mul, "alpha": self.alpha, "name": self.name}
 
 
-_CLASSES = {cls.__name__: cls for cls in (
+_REGISTRY = Registry("learning rate schedule", LearningRateSchedule, (
     ExponentialDecay, PiecewiseConstantDecay, InverseTimeDecay, PolynomialDecay, CosineDecay,
-    CosineDecayRestarts)}
+    CosineDecayRestarts))
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:
     """``{"class_name": ..., "config": ...}`` (JSON-able) for a schedule."""
     if not isinstance(schedule, LearningRateSchedule):
         raise TypeError(f"schedule must be a LearningRateSchedule, got {type(schedule).__name__}")
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    return _REGISTRY.serialize(schedule)
 
 
 def deserialize(config: dict, custom_objects=None) -> LearningRateSchedule:
     """Rebuild a schedule from :func:`serialize`'s output.
 
-    Only the schedules of this module (and classes passed in ``custom_objects``,
-    a dict ``name -> class``) can be built; nothing named in ``config`` is imported.
+    Only the schedules of this module (and LearningRateSchedule subclasses passed
+    in ``custom_objects``, a dict ``name -> class``) can be built; nothing named in
+    ``config`` is imported.
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise TypeError("config must be a dict with keys 'class_name' and 'config'")
-    table = {k.lower(): v for k, v in _CLASSES.items()}
-    table.update({k.lower(): v for k, v in (custom_objects or {}).items()})
-    cls = lookup("learning rate schedule", config["class_name"], table)
-    inner = config.get("config", {})
-    if not isinstance(inner, dict):
-        raise TypeError(f"config['config'] must be a dict, got {type(inner).__name__}")
-    return cls.from_config(dict(inner))
+    return _REGISTRY.deserialize(config, custom_objects)
 
 
-def get(identifier):
+def get(identifier, custom_objects=None):
     """A schedule from a schedule object or a :func:`serialize` dict."""
     if isinstance(identifier, LearningRateSchedule):
         return identifier
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, custom_objects)
     raise TypeError(f"cannot interpret {identifier!r} as a learning rate schedule")
