@@ -17,13 +17,14 @@ reports progress, once per chunk.
 The numbers are those of the per-op path, bit for bit: the compiled loop calls
 the same kernels (csrc/kernels.pxd) with the same arguments in the same order,
 draws dropout masks from the same generators in the same order, and adds the
-loss the way ``fit`` does. What it declines (``explain`` says why, and ``fit``
+loss the way ``fit`` does. Weight constraints (``kernel_constraint`` ...) are
+NumPy code applied after every update: a model with constraints runs one step
+per compiled call, with ``model.apply_constraints()`` after each, still far
+cheaper than the per-layer Python loop. What it declines (``explain`` says why, and ``fit``
 then runs the per-op path):
 
 * layers other than Dense, Activation, Dropout, Flatten and the input layer,
   and activations given as Python callables;
-* weight constraints (``kernel_constraint``/``bias_constraint``): they are
-  NumPy code applied after every update;
 * custom losses, optimizers or regularizers (subclasses that override the
   computation);
 * callbacks that must see every batch (the model's training loop checks this
@@ -235,7 +236,7 @@ def _build_spec(model, batch_size):
     dtype = np.dtype(model.dtype)
     if dtype not in (np.float32, np.float64):
         raise _Decline(f"dtype {dtype}")
-    loss_obj, loss = _loss_spec(model)
+    _, loss = _loss_spec(model)
     opt = _optimizer_spec(model.optimizer)
     layers = model.layers
     n_in = int(np.prod(model._in_shape))
@@ -243,7 +244,7 @@ def _build_spec(model, batch_size):
     out_act = getattr(layers[-1], "activation", None)
 
     nodes, dense_params, width = [], [], n_in
-    trainable_before = False
+    trainable_before = constrained = False
     streams = {}          # generator key -> stream index
     stream_layers = []    # per stream: the layer whose generator it draws from (None: global)
     for i, layer, t, where in _dense_nodes_common(model):
@@ -255,7 +256,7 @@ def _build_spec(model, batch_size):
         if t is Dense:
             code, param = _activation_code(layer.activation, where)
             if layer.kernel_constraint is not None or layer.bias_constraint is not None:
-                raise _Decline(f"{where}: weight constraints run on the per-op path")
+                constrained = True
             kreg = _check_regularizer(layer.kernel_regularizer, where)
             breg = _check_regularizer(layer.bias_regularizer, where)
             trainable = bool(layer.trainable)
@@ -328,7 +329,7 @@ def _build_spec(model, batch_size):
     kwargs = dict(dtype=dtype, batch_size=int(batch_size), n_in=n_in, n_out=width,
                   nodes=nodes, params=params, loss=loss, optimizer=opt,
                   max_threads=max_threads, parallel_threshold=threshold)
-    return kwargs, stream_layers, loss_obj
+    return kwargs, stream_layers, constrained
 
 
 def fused_trainer_for(model, batch_size):
@@ -449,7 +450,7 @@ class FusedTrainer:
     # -- plan ---------------------------------------------------------------------
     def _build(self):
         from fastnn import _fused
-        kwargs, self._stream_layers, self._loss_obj = _build_spec(self.model, self.batch_size)
+        kwargs, self._stream_layers, self._constrained = _build_spec(self.model, self.batch_size)
         self._trainer = _fused.Trainer(**kwargs)
         self._dtype = kwargs["dtype"]
         self._n_out = kwargs["n_out"]
@@ -553,8 +554,26 @@ class FusedTrainer:
             self._trainer.set_threads(threads, self._threshold)
             self._active_threads = threads
         t0 = time.perf_counter()
-        loss_sum, done = self._trainer.run(xs, ys, sample_weight, order, start, stop, lrs,
-                                           opt.iterations, uniforms, pred_out, loss_sum)
+        if not self._constrained:
+            loss_sum, done = self._trainer.run(xs, ys, sample_weight, order, start, stop, lrs,
+                                               opt.iterations, uniforms, pred_out, loss_sum)
+        else:
+            # constraints are projections in NumPy after every update: one step per call
+            done, bs = 0, self.batch_size
+            offsets = [0] * len(uniforms)
+            for b0 in range(start, stop, bs):
+                b1 = min(b0 + bs, stop)
+                step_uniforms = []
+                for k, u in enumerate(uniforms):
+                    size = (b1 - b0) * self._stream_widths[k]
+                    step_uniforms.append(u[offsets[k]:offsets[k] + size])
+                    offsets[k] += size
+                loss_sum, one = self._trainer.run(
+                    xs, ys, sample_weight, order, b0, b1, lrs[done:], opt.iterations + done,
+                    step_uniforms, None if pred_out is None else pred_out[b0 - start:b1 - start],
+                    loss_sum)
+                self.model.apply_constraints()
+                done += one
         seconds = time.perf_counter() - t0
         opt.iterations += done
         if done:
