@@ -17,11 +17,11 @@ reports progress, once per chunk.
 The numbers are those of the per-op path, bit for bit: the compiled loop calls
 the same kernels (csrc/kernels.pxd) with the same arguments in the same order,
 draws dropout masks from the same generators in the same order, and adds the
-loss the way ``fit`` does. Weight constraints (``kernel_constraint`` ...) are
+loss the way ``fit`` does. Weight constraints (``kernel_constraint``, ...) are
 NumPy code applied after every update: a model with constraints runs one step
-per compiled call, with ``model.apply_constraints()`` after each, still far
-cheaper than the per-layer Python loop. What it declines (``explain`` says why, and ``fit``
-then runs the per-op path):
+per compiled call, with ``model.apply_constraints()`` after each -- still far
+cheaper than the per-layer Python loop. What the fused path declines
+(:func:`explain` says why, and ``fit`` then runs the per-op path):
 
 * layers other than Dense, Activation, Dropout, Flatten and the input layer,
   and activations given as Python callables;
@@ -119,6 +119,7 @@ def _logits_loss(model):
 
 
 def _loss_spec(model):
+    """The loss part of the plan: the loss the model's training step evaluates."""
     from fastnn import losses
     from fastnn._kernels import LOSS_CODES
     loss = model.loss
@@ -130,7 +131,7 @@ def _loss_spec(model):
     fused = _logits_loss(model)
     used = fused if fused is not None else loss
     param = used.param
-    return used, {
+    return {
         "code": LOSS_CODES[used.op_name],
         "from_logits": bool(used.from_logits),
         "param": 1.0 if param is None else float(param),
@@ -140,6 +141,7 @@ def _loss_spec(model):
 
 
 def _optimizer_spec(opt):
+    """The optimizer part of the plan: update rule, hyper-parameters, clipping."""
     from fastnn import optimizers as O
     from fastnn import _fused
     rules = {"sgd": (O.SGD, _fused.OPT_SGD), "adam": (O.Adam, _fused.OPT_ADAM),
@@ -193,7 +195,7 @@ def _layer_kinds():
 
 
 def _dense_nodes_common(model, where_prefix="layer"):
-    """Yield (index, layer, kind) after checking the layer types."""
+    """Yield (index, layer, layer class, description) of each layer, declining unknown kinds."""
     Dense, Activation, Dropout, Flatten, InputLayer = _layer_kinds()
     for i, layer in enumerate(model.layers):
         where = f"{where_prefix} {i} ({layer.name})"
@@ -236,7 +238,7 @@ def _build_spec(model, batch_size):
     dtype = np.dtype(model.dtype)
     if dtype not in (np.float32, np.float64):
         raise _Decline(f"dtype {dtype}")
-    _, loss = _loss_spec(model)
+    loss = _loss_spec(model)
     opt = _optimizer_spec(model.optimizer)
     layers = model.layers
     n_in = int(np.prod(model._in_shape))
