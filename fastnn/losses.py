@@ -16,9 +16,12 @@ CategoricalCrossentropy            -sum_k t_k log p_k   (t one-hot or probabilit
 SparseCategoricalCrossentropy      -log p_y             (y an integer class index)
 =================================  ============================================
 
-Probabilities are clipped to [1e-7, 1 - 1e-7] (Keras). With ``from_logits=True``
-the cross-entropies take the raw scores and fold the sigmoid/softmax in,
-stably: ``logsumexp(z) - z_y`` and ``max(z, 0) - z t + log1p(e^-|z|)``, and the
+Probabilities are clipped to [1e-7, 1 - 1e-7] (Keras); the categorical
+cross-entropies first divide each row of y_pred by its sum, as Keras does, so
+that rows which do not sum to 1 are read as distributions (the backend op itself
+only clips: the loss classes scale the rows and carry the gradient back through
+the scaling). With ``from_logits=True`` the cross-entropies take the raw scores
+and fold the sigmoid/softmax in, stably: ``logsumexp(z) - z_y`` and ``max(z, 0) - z t + log1p(e^-|z|)``, and the
 gradient with respect to the logits is simply ``softmax(z) - t`` (``sigmoid(z) - t``).
 A model whose last layer is softmax (sigmoid) trained with the probability
 form of the loss uses :meth:`Loss.logits_variant_for` to run the fused form.
@@ -137,6 +140,7 @@ class Loss(Configurable):
 
     def value(self, y_true, y_pred, sample_weight=None) -> float:
         """The loss value on already validated arrays (see :meth:`validate`)."""
+        y_pred, _ = self._op_input(y_pred)
         return backends.get().loss_value(self.op_name, y_pred, y_true, self.from_logits,
                                          sample_weight, self.param)
 
@@ -158,8 +162,15 @@ class Loss(Configurable):
         """
         if validate:
             y_true, y_pred, sample_weight = self.validate(y_true, y_pred, sample_weight)
-        return backends.get().loss(self.op_name, y_pred, y_true, self.from_logits,
-                                   sample_weight, self.param)
+        op_input, back = self._op_input(y_pred)
+        value, grad = backends.get().loss(self.op_name, op_input, y_true, self.from_logits,
+                                          sample_weight, self.param)
+        return value, grad if back is None else back(grad)
+
+    def _op_input(self, y_pred):
+        """What the backend op takes instead of ``y_pred``, and the map that carries
+        the op's gradient back to ``y_pred`` (None: the identity)."""
+        return y_pred, None
 
     # -- fusion with the output activation --------------------------------------------
     def logits_variant_for(self, activation_name):
@@ -269,13 +280,46 @@ class BinaryCrossentropy(_Crossentropy):
     fusable_activation = "sigmoid"
 
 
-class CategoricalCrossentropy(_Crossentropy):
+class _OverClasses(_Crossentropy):
+    """The categorical cross-entropies: y_pred holds a distribution over the last axis.
+
+    As Keras does, probabilities are divided by their row sum before they are
+    clipped, so a row that does not sum to 1 is read as the distribution it is
+    proportional to (``[0.5, 0.5, 0.5]`` as thirds). A row summing to 0 (or less)
+    has no such distribution and is used as it is.
+    """
+
+    def _validate_targets(self, y_true, y_pred):
+        if y_pred.ndim < 2:
+            raise ValueError(
+                f"{self.name}: y_pred must have a class axis, shape (batch, classes), "
+                f"got shape {y_pred.shape}")
+        return super()._validate_targets(y_true, y_pred)
+
+    def _op_input(self, y_pred):
+        if self.from_logits:
+            return y_pred, None
+        sums = np.sum(y_pred, axis=-1, keepdims=True)
+        scaled = sums > 0
+        sums = np.where(scaled, sums, 1).astype(y_pred.dtype, copy=False)
+        q = y_pred / sums
+
+        def back(grad_q):
+            # q = p / S with S = sum_k p_k: dq_k/dp_j = (delta_kj - q_k) / S, so
+            # grad_p = (grad_q - <grad_q, q>) / S on the rows that were scaled.
+            projected = (grad_q - np.sum(grad_q * q, axis=-1, keepdims=True)) / sums
+            return np.ascontiguousarray(np.where(scaled, projected, grad_q), dtype=grad_q.dtype)
+        return q, back
+
+
+class CategoricalCrossentropy(_OverClasses):
     """Cross-entropy against one-hot (or probability) targets over the last axis.
 
     Parameters
     ----------
     from_logits : bool, default False
-        True when y_pred are raw scores (the loss applies the softmax).
+        True when y_pred are raw scores (the loss applies the softmax); else
+        y_pred are probabilities, renormalised per row as in Keras.
     """
 
     op_name = "categorical_crossentropy"
@@ -288,13 +332,14 @@ class CategoricalCrossentropy(_Crossentropy):
         return ""
 
 
-class SparseCategoricalCrossentropy(_Crossentropy):
+class SparseCategoricalCrossentropy(_OverClasses):
     """Cross-entropy against integer class labels: -log p[label].
 
     Parameters
     ----------
     from_logits : bool, default False
-        True when y_pred are raw scores (the loss applies the softmax).
+        True when y_pred are raw scores (the loss applies the softmax); else
+        y_pred are probabilities, renormalised per row as in Keras.
     """
 
     op_name = "sparse_categorical_crossentropy"

@@ -119,6 +119,63 @@ def test_value_and_gradient_match_torch(ops, name, from_logits, param, weighted,
     np.testing.assert_allclose(grad, tp.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
+# ------------------------------------------ categorical losses renormalise rows (Keras)
+
+def test_categorical_losses_renormalise_rows_as_keras_does(use_backend):
+    # Keras divides y_pred by its row sum before clipping: [0.5, 0.5, 0.5] is thirds.
+    # The op-level formula alone would give -log(0.5).
+    p = np.array([[0.5, 0.5, 0.5], [0.2, 0.2, 0.6]])
+    third = -math.log(1 / 3)
+    assert losses.CategoricalCrossentropy()([[0, 1, 0], [0, 0, 1]], p) == \
+        pytest.approx((third - math.log(0.6)) / 2, rel=1e-14)
+    assert losses.SparseCategoricalCrossentropy()([1, 2], p) == \
+        pytest.approx((third - math.log(0.6)) / 2, rel=1e-14)
+    # clipping happens after the division: a row [0.9, 0] is [1, 0] -> -log(1e-7) for class 1
+    assert losses.SparseCategoricalCrossentropy()([1], np.array([[0.9, 0.0]])) == \
+        pytest.approx(-math.log(1e-7), rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", [losses.CategoricalCrossentropy,
+                                 losses.SparseCategoricalCrossentropy])
+def test_renormalised_gradient_matches_finite_differences_and_torch(use_backend, cls, rng):
+    torch = pytest.importorskip("torch")
+    p = rng.uniform(0.05, 0.9, (N, C))          # rows that do not sum to 1
+    labels = rng.integers(0, C, N)
+    t = labels if cls is losses.SparseCategoricalCrossentropy else np.eye(C)[labels]
+    w = rng.uniform(0.0, 2.0, N)
+    loss = cls()
+    value, grad = loss.forward_backward(t, p, w)
+    assert value == pytest.approx(loss(t, p, w), rel=1e-15)
+    numeric = numerical_gradient(lambda q: loss(t, q, w), p)
+    assert_gradient_close(grad, numeric, what=f"{cls.__name__} on {use_backend}")
+
+    tp = torch.tensor(p, requires_grad=True)
+    log_q = torch.log(tp / tp.sum(-1, keepdim=True))
+    per = -(torch.tensor(np.eye(C)[labels]) * log_q).sum(-1)
+    (per * torch.tensor(w)).mean().backward()
+    assert value == pytest.approx((per * torch.tensor(w)).mean().item(), rel=1e-13)
+    np.testing.assert_allclose(grad, tp.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_renormalising_leaves_softmax_outputs_and_zero_rows_alone(use_backend, rng):
+    logits = rng.standard_normal((N, C)) * 2
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    labels = rng.integers(0, C, N)
+    value = losses.SparseCategoricalCrossentropy()(labels, p)
+    fused = losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    assert value == pytest.approx(fused, rel=1e-12)
+    # a row of zeros has no distribution: it is clipped as it is, finite, no NaN
+    value, grad = losses.CategoricalCrossentropy().forward_backward(np.array([[1.0, 0.0]]),
+                                                                    np.zeros((1, 2)))
+    assert value == pytest.approx(-math.log(1e-7)) and np.all(grad == 0)
+
+
+def test_categorical_crossentropy_needs_a_class_axis():
+    # a 1-D y_pred used to reach the op and fail with NumPy's reshape error
+    with pytest.raises(ValueError, match="class axis"):
+        losses.CategoricalCrossentropy()([0.0, 1.0, 0.0], [0.05, 0.95, 0.0])
+
+
 def test_softmax_then_sparse_ce_gives_torch_cross_entropy_gradient(ops, rng):
     # The criterion: a softmax output trained with sparse CE gets, through the
     # softmax Jacobian, the same logit gradient as torch's cross_entropy on the logits.
