@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -106,6 +107,29 @@ def test_cosine_decay_restarts_geometric_periods():
     a = S.CosineDecayRestarts(2.0, 10, t_mul=2.0, m_mul=0.5, alpha=0.2)
     # period 1 (i=1), fraction 0.25: 2 * (0.8 * 0.5 * 0.5 * (1 + cos(pi/4)) + 0.2)
     assert a(15) == pytest.approx(2.0 * (0.8 * 0.25 * (1 + math.cos(math.pi / 4)) + 0.2))
+
+
+def test_cosine_decay_restarts_shrinking_periods_end_at_the_floor():
+    # t_mul < 1: periods [0, 10), [10, 15), [15, 17.5), ... all end at step 20, where
+    # Keras's formula (and fastnn's before) took the log of a number <= 0: NaN rates.
+    s = S.CosineDecayRestarts(1.0, first_decay_steps=10, t_mul=0.5, m_mul=1.0, alpha=0.1)
+    assert s(5) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert s(10) == pytest.approx(1.0)
+    assert s(12.5) == pytest.approx(0.55)        # halfway through the 5-step period
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert s(20) == s(21) == s(10_000) == pytest.approx(0.1)
+        np.testing.assert_allclose(s(np.array([12.5, 20.0, 99.0])), [0.55, 0.1, 0.1])
+
+
+def test_a_schedule_giving_a_non_finite_rate_is_an_error():
+    class Broken(S.LearningRateSchedule):
+        def decay(self, step):
+            return np.log(step - 1.0)
+
+    with pytest.raises(ValueError, match="Broken gave a non-finite learning rate at step 0"):
+        with np.errstate(invalid="ignore"):
+            Broken()(0)
 
 
 def test_array_steps_give_arrays_matching_scalars():

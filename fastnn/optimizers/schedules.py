@@ -56,7 +56,10 @@ class LearningRateSchedule:
     """
 
     def __call__(self, step):
-        return _result(self.decay(_as_steps(step)))
+        rate = self.decay(_as_steps(step))
+        if not np.all(np.isfinite(rate)):
+            raise ValueError(f"{type(self).__name__} gave a non-finite learning rate at step {step!r}")
+        return _result(rate)
 
     def decay(self, step: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement decay(step) or __call__(step)")
@@ -80,12 +83,9 @@ def _check_lr(value, name):
     return check_float(value, name, minimum=0.0)
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
-
-    With ``staircase=True`` the exponent is ``floor(step / decay_steps)``: the
-    rate drops by the factor ``decay_rate`` once every ``decay_steps`` steps.
-    """
+class _StepDecay(LearningRateSchedule):
+    """A rate that falls with ``p = step / decay_steps`` (``floor(p)`` with ``staircase``):
+    the shared arguments of :class:`ExponentialDecay` and :class:`InverseTimeDecay`."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
         self.initial_learning_rate = _check_lr(initial_learning_rate, "initial_learning_rate")
@@ -94,15 +94,24 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = bool(staircase)
         self.name = name
 
-    def decay(self, step):
+    def _progress(self, step):
         p = step / self.decay_steps
-        if self.staircase:
-            p = np.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
+        return np.floor(p) if self.staircase else p
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_StepDecay):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
+
+    With ``staircase=True`` the exponent is ``floor(step / decay_steps)``: the
+    rate drops by the factor ``decay_rate`` once every ``decay_steps`` steps.
+    """
+
+    def decay(self, step):
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -133,26 +142,12 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         return {"boundaries": list(self.boundaries), "values": list(self.values), "name": self.name}
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StepDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``
     (``floor(step / decay_steps)`` with ``staircase=True``)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
-        self.initial_learning_rate = _check_lr(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = check_float(decay_steps, "decay_steps", minimum=0.0, min_inclusive=False)
-        self.decay_rate = check_float(decay_rate, "decay_rate", minimum=0.0)
-        self.staircase = bool(staircase)
-        self.name = name
-
     def decay(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = np.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
 class PolynomialDecay(LearningRateSchedule):
@@ -239,6 +234,10 @@ class CosineDecayRestarts(LearningRateSchedule):
     follows ``(1 - alpha) * 0.5 * (1 + cos(pi * f)) + alpha`` times the initial
     rate, with the cosine part scaled by ``m_mul ** i`` (Keras's formula) and
     ``f`` the fraction of the period done.
+
+    With ``t_mul < 1`` the periods shrink and all of them together last
+    ``first_decay_steps / (1 - t_mul)`` steps; from there on the rate stays at
+    its floor ``alpha * initial_learning_rate`` (Keras's formula gives NaN).
     """
 
     def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
@@ -257,11 +256,13 @@ class CosineDecayRestarts(LearningRateSchedule):
             i_restart = np.floor(fraction)
             fraction = fraction - i_restart
         else:
-            # Periods grow geometrically: the start of period i is
+            # Periods grow (or shrink) geometrically: the start of period i is
             # (1 - t_mul**i) / (1 - t_mul) first periods in.
+            ended = fraction * (1.0 - self.t_mul) >= 1.0  # only when t_mul < 1
+            fraction = np.where(ended, 0.0, fraction)
             i_restart = np.floor(np.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
             sum_r = (1.0 - self.t_mul ** i_restart) / (1.0 - self.t_mul)
-            fraction = (fraction - sum_r) / self.t_mul ** i_restart
+            fraction = np.where(ended, 1.0, (fraction - sum_r) / self.t_mul ** i_restart)
         cosine = 0.5 * self.m_mul ** i_restart * (1.0 + np.cos(math.pi * fraction))
         return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
 
