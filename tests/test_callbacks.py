@@ -417,6 +417,15 @@ def test_csv_logger_missing_key_is_na(tmp_path):
     assert path.read_text().splitlines()[-1] == "1,0.5,NA"
 
 
+def test_csv_logger_writes_numpy_scalars_as_numbers(tmp_path):
+    # np.float64 is a float subclass whose repr is 'np.float64(0.5)' (NumPy 2): that went
+    # into the file, which no CSV reader can parse as a number.
+    path = tmp_path / "log.csv"
+    run_fit(FakeModel(), [C.CSVLogger(path)],
+            [{"loss": np.float64(0.5), "acc": np.float32(0.25), "n": np.int64(3)}])
+    assert path.read_text().splitlines() == ["epoch,acc,loss,n", "0,0.25,0.5,3"]
+
+
 def test_csv_logger_bad_separator():
     with pytest.raises(ValueError, match="separator"):
         C.CSVLogger("x.csv", separator="::")
@@ -551,6 +560,7 @@ def test_resolve_verbose():
         assert C.resolve_verbose("auto", io.StringIO()) == 2
     assert C.resolve_verbose("auto", Tty()) == 1
     assert [C.resolve_verbose(v) for v in (0, 1, 2, True, False)] == [0, 1, 2, 1, 0]
+    assert C.resolve_verbose(np.int64(2)) == 2 and C.resolve_verbose(np.bool_(True)) == 1
     with pytest.raises(ValueError, match="verbose"):
         C.resolve_verbose(3)
     with pytest.raises(ValueError, match="verbose"):

@@ -5,11 +5,25 @@ import math
 import numbers
 import warnings
 
-__all__ = ["resolve_mode", "monitor_value"]
+__all__ = ["check_monitor", "check_mode", "resolve_mode", "monitor_value", "is_better"]
 
 # Quantities where larger is better, by their name without the 'val_' prefix.
 _MAXIMIZED = ("acc", "accuracy", "auc", "precision", "recall", "r2", "f1")
 _MINIMIZED = ("loss", "error", "mse", "mae", "mape", "msle", "crossentropy", "hinge", "divergence")
+
+
+def check_monitor(monitor) -> str:
+    """The ``monitor`` argument: the key of the epoch logs to watch."""
+    if not isinstance(monitor, str):
+        raise TypeError(f"monitor must be a string, got {monitor!r}")
+    return monitor
+
+
+def check_mode(mode) -> str:
+    """The ``mode`` argument: 'auto', 'min' or 'max'."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    return mode
 
 
 def resolve_mode(monitor: str, mode: str, model=None, who: str = "callback") -> str:

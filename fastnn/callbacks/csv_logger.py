@@ -65,10 +65,11 @@ class CSVLogger(Callback):
 
     @staticmethod
     def _value(v):
+        # NumPy scalars first: np.float64 is a float whose repr is 'np.float64(0.5)'.
+        if hasattr(v, "item") and getattr(v, "ndim", None) == 0:
+            v = v.item()
         if isinstance(v, float):
             return repr(v)
-        if hasattr(v, "item") and getattr(v, "ndim", None) == 0:
-            return repr(v.item())
         return v
 
     def on_train_end(self, logs=None):

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from fastnn._validation import check_float, check_int
-from fastnn.callbacks._monitor import is_better, monitor_value, resolve_mode
+from fastnn.callbacks._monitor import (check_mode, check_monitor, is_better, monitor_value,
+                                       resolve_mode)
 from fastnn.callbacks.base import Callback
 
 __all__ = ["EarlyStopping"]
@@ -52,15 +53,11 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__()
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor must be a string, got {monitor!r}")
-        self.monitor = monitor
+        self.monitor = check_monitor(monitor)
         self.min_delta = abs(check_float(min_delta, "min_delta"))
         self.patience = check_int(patience, "patience", minimum=0)
         self.verbose = check_int(verbose, "verbose", minimum=0)
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.mode = mode
+        self.mode = check_mode(mode)
         self.baseline = check_float(baseline, "baseline", allow_none=True)
         self.restore_best_weights = bool(restore_best_weights)
         self.start_from_epoch = check_int(start_from_epoch, "start_from_epoch", minimum=0)

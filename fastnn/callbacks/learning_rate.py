@@ -6,7 +6,8 @@ import math
 import numbers
 
 from fastnn._validation import check_float, check_int
-from fastnn.callbacks._monitor import monitor_value, resolve_mode
+from fastnn.callbacks._monitor import (check_mode, check_monitor, is_better, monitor_value,
+                                       resolve_mode)
 from fastnn.callbacks.base import Callback
 
 __all__ = ["LearningRateScheduler", "ReduceLROnPlateau", "get_learning_rate", "set_learning_rate"]
@@ -112,16 +113,12 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
         super().__init__()
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor must be a string, got {monitor!r}")
-        self.monitor = monitor
+        self.monitor = check_monitor(monitor)
         self.factor = check_float(factor, "factor", minimum=0.0, maximum=1.0, min_inclusive=False,
                                   max_inclusive=False)
         self.patience = check_int(patience, "patience", minimum=0)
         self.verbose = check_int(verbose, "verbose", minimum=0)
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.mode = mode
+        self.mode = check_mode(mode)
         self.min_delta = abs(check_float(min_delta, "min_delta"))
         self.cooldown = check_int(cooldown, "cooldown", minimum=0)
         self.min_lr = check_float(min_lr, "min_lr", minimum=0.0)
@@ -139,13 +136,6 @@ class ReduceLROnPlateau(Callback):
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def _improved(self, current):
-        if self.best is None:
-            return not math.isnan(current)
-        if self._direction == "min":
-            return current < self.best - self.min_delta
-        return current > self.best + self.min_delta
-
     def on_epoch_end(self, epoch, logs=None):
         if self._direction is None:
             self._direction = resolve_mode(self.monitor, self.mode, self.model, "ReduceLROnPlateau")
@@ -158,7 +148,7 @@ class ReduceLROnPlateau(Callback):
         if self.in_cooldown():
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._improved(current):
+        if is_better(current, self.best, self._direction, self.min_delta):
             self.best = current
             self.wait = 0
         elif not self.in_cooldown():

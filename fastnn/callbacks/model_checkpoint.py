@@ -5,7 +5,8 @@ import math
 import os
 
 from fastnn._validation import check_float, check_int
-from fastnn.callbacks._monitor import is_better, monitor_value, resolve_mode
+from fastnn.callbacks._monitor import (check_mode, check_monitor, is_better, monitor_value,
+                                       resolve_mode)
 from fastnn.callbacks.base import Callback
 
 __all__ = ["ModelCheckpoint"]
@@ -42,14 +43,10 @@ class ModelCheckpoint(Callback):
             raise TypeError(f"filepath must be a path, got {type(filepath).__name__}") from None
         if not isinstance(self.filepath, str) or not self.filepath:
             raise ValueError(f"filepath must be a non-empty path, got {filepath!r}")
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor must be a string, got {monitor!r}")
-        self.monitor = monitor
+        self.monitor = check_monitor(monitor)
         self.verbose = check_int(verbose, "verbose", minimum=0)
         self.save_best_only = bool(save_best_only)
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.mode = mode
+        self.mode = check_mode(mode)
         if save_freq != "epoch":
             save_freq = check_int(save_freq, "save_freq", minimum=1)
         self.save_freq = save_freq

@@ -19,8 +19,11 @@ clock read, so reporting every batch does not slow training.
 """
 from __future__ import annotations
 
+import numbers
 import sys
 import time
+
+import numpy as np
 
 from fastnn.callbacks.base import Callback
 
@@ -43,10 +46,10 @@ def resolve_verbose(verbose, file=None) -> int:
         except (AttributeError, ValueError):
             tty = False
         return 1 if tty or "ipykernel" in sys.modules else 2
-    if isinstance(verbose, bool):
+    if isinstance(verbose, (bool, np.bool_)):
         return int(verbose)
-    if isinstance(verbose, int) and verbose in (0, 1, 2):
-        return verbose
+    if isinstance(verbose, numbers.Integral) and verbose in (0, 1, 2):
+        return int(verbose)
     raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
 
 
