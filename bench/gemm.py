@@ -144,6 +144,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="fewer sizes and repeats; implies --no-write")
     parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    parser.add_argument("--only", choices=("square", "seed"),
+                        help="run one part only; implies --no-write")
     args = parser.parse_args(argv)
 
     try:
@@ -166,12 +168,12 @@ def main(argv=None):
     print(header, flush=True)
 
     square_rows, seed_rows, checks = [], [], []
-    for threads in thread_counts:
+    for threads in (thread_counts if args.only != "seed" else []):
         print(f"\nSquare products, {threads} thread(s): " + " | ".join(SQUARE_HEADERS), flush=True)
         r, c = _square_rows(gemm, (np.float32, np.float64), sizes, threads, repeats_sq, rng)
         square_rows += r
         checks += c if threads == args.threads else []
-    for threads in thread_counts:
+    for threads in (thread_counts if args.only != "square" else []):
         print(f"\nSeed MLP shapes (float32), {threads} thread(s): " + " | ".join(SEED_HEADERS),
               flush=True)
         r, c = _seed_rows(gemm, threads, repeats_seed, rng)
@@ -199,7 +201,7 @@ def main(argv=None):
         "",
         verdict,
     ])
-    if not (args.quick or args.no_write):
+    if not (args.quick or args.no_write or args.only):
         update_results_section("GEMM", body)
         print("wrote the GEMM section of bench/RESULTS.md")
     return 0 if all(checks) else 1

@@ -897,69 +897,105 @@ static ptrdiff_t FNN_S(fnn_sup_rows)(ptrdiff_t MR, ptrdiff_t left) {
     return FNN_MIN(MR, left);
 }
 
-/* C[i0:i1, j0:j1] with the small-problem kernel: each NR-wide column panel of
- * op(B) is packed over the whole k, then every row tile of the block uses it. */
-static void FNN_S(fnn_gemm_sup_block)(const FNN_S(fnn_gemm_args) *g,
-                                      const FNN_S(fnn_kernel_desc) *kd, ptrdiff_t i0,
-                                      ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1) {
-    const ptrdiff_t MR = kd->mr, NR = kd->nr, k = g->k;
+/* C[i0:i1, j:j+nr] with the small-problem kernel, from a packed panel of op(B). */
+static void FNN_S(fnn_sup_panel)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
+                                 ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j, ptrdiff_t nr,
+                                 const T *bp) {
     const ptrdiff_t rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
-    T *bp = (T *)fnn_workspace_reserve((size_t)(k * NR) * sizeof(T));
-    if (bp == NULL) {
-        FNN_S(fnn_gemm_unpacked)(g, kd, i0, i1, j0, j1);
-        return;
-    }
-    for (ptrdiff_t j = j0; j < j1; j += NR) {
-        const ptrdiff_t nr = FNN_MIN(NR, j1 - j);
-        const T *bias = g->bias ? g->bias + j : NULL;
-        FNN_S(fnn_pack_b)(g, kd, j, nr, 0, k, bp);
-        for (ptrdiff_t i = i0, mr; i < i1; i += mr) {
-            mr = FNN_S(fnn_sup_rows)(MR, i1 - i);
-            T *c = g->c + i * g->ldc + j;
-            T *preact = g->preact ? g->preact + i * g->ldc + j : NULL;
-            const T *ap = g->a + i * rs_a;
-            if (g->epilogue_in_kernel) {
-                kd->sup(k, ap, rs_a, cs_a, mr, nr, bp, c, g->ldc, g->alpha, g->beta, bias,
-                        preact, g->act == FNN_ACT_RELU);
-            } else {
-                kd->sup(k, ap, rs_a, cs_a, mr, nr, bp, c, g->ldc, g->alpha, g->beta, NULL, NULL,
-                        0);
-                kd->epilogue(c, g->ldc, mr, nr, bias, g->act, g->act_param, preact);
-            }
+    const T *bias = g->bias ? g->bias + j : NULL;
+    for (ptrdiff_t i = i0, mr; i < i1; i += mr) {
+        mr = FNN_S(fnn_sup_rows)(kd->mr, i1 - i);
+        T *c = g->c + i * g->ldc + j;
+        T *preact = g->preact ? g->preact + i * g->ldc + j : NULL;
+        const T *ap = g->a + i * rs_a;
+        if (g->epilogue_in_kernel) {
+            kd->sup(g->k, ap, rs_a, cs_a, mr, nr, bp, c, g->ldc, g->alpha, g->beta, bias, preact,
+                    g->act == FNN_ACT_RELU);
+        } else {
+            kd->sup(g->k, ap, rs_a, cs_a, mr, nr, bp, c, g->ldc, g->alpha, g->beta, NULL, NULL, 0);
+            kd->epilogue(c, g->ldc, mr, nr, bias, g->act, g->act_param, preact);
         }
     }
 }
 
-/* One thread's block of C, by whichever algorithm suits the shape. */
-static void FNN_S(fnn_gemm_any_block)(const FNN_S(fnn_gemm_args) *g,
-                                      const FNN_S(fnn_kernel_desc) *kd, int sup,
-                                      ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1) {
-    if (sup)
-        FNN_S(fnn_gemm_sup_block)(g, kd, i0, i1, j0, j1);
-    else
-        FNN_S(fnn_gemm_block)(g, kd, i0, i1, j0, j1);
+/* Column panel u (NR wide) of C: pack it into the calling thread's workspace and
+ * compute all its rows. */
+static void FNN_S(fnn_sup_column)(const FNN_S(fnn_gemm_args) *g,
+                                  const FNN_S(fnn_kernel_desc) *kd, ptrdiff_t u) {
+    const ptrdiff_t j = u * kd->nr, nr = FNN_MIN(kd->nr, g->n - j);
+    T *bp = (T *)fnn_workspace_reserve((size_t)(g->k * kd->nr) * sizeof(T));
+    if (bp == NULL) {
+        FNN_S(fnn_gemm_unpacked)(g, kd, 0, g->m, j, j + nr);
+        return;
+    }
+    FNN_S(fnn_pack_b)(g, kd, j, nr, 0, g->k, bp);
+    FNN_S(fnn_sup_panel)(g, kd, 0, g->m, j, nr, bp);
 }
 
-/* ---- threads ------------------------------------------------------------------------- */
-
 #ifdef _OPENMP
-/* Thread `tid` of `nt` computes one contiguous slab of C, cut along the longer of m
- * and n on tile boundaries. Slabs are independent (each thread packs what it
- * needs), so the team never waits at a barrier: on a shared machine a thread
- * that gets descheduled delays only its own slab instead of stalling everyone. */
+/* Rows per unit of work when threads share the rows of a small product. */
+#define FNN_SUP_ROWS_PER_UNIT 48
+
+/* The small-problem path on nt threads. Work is handed out in units from a
+ * shared counter rather than split in advance: if the machine is busy and a
+ * thread starts late, the others take its units, so a late thread costs at most
+ * its own start-up instead of its share of the work. Units are column panels
+ * (each packs its own B panel) or, when C is tall, groups of rows that share a
+ * B packed once up front. Any unit is the same tiles computed the same way, so
+ * which thread takes it does not change the results. */
+static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
+                                         const FNN_S(fnn_kernel_desc) *kd, int nt) {
+    const ptrdiff_t NR = kd->nr, k = g->k, n_panels = FNN_CEIL_DIV(g->n, NR);
+    ptrdiff_t next = 0;
+    if (g->n >= g->m) {
+#pragma omp parallel num_threads(nt)
+        for (;;) {
+            ptrdiff_t u;
+#pragma omp atomic capture
+            u = next++;
+            if (u >= n_panels) break;
+            FNN_S(fnn_sup_column)(g, kd, u);
+        }
+        return;
+    }
+    /* Tall C: B is at most as large as A here (n < m), so all of it fits L2. */
+    T *ball = (T *)fnn_workspace_reserve((size_t)(n_panels * k * NR) * sizeof(T));
+    if (ball == NULL) {
+        FNN_S(fnn_gemm_unpacked)(g, kd, 0, g->m, 0, g->n);
+        return;
+    }
+    for (ptrdiff_t u = 0; u < n_panels; u++)
+        FNN_S(fnn_pack_b)(g, kd, u * NR, FNN_MIN(NR, g->n - u * NR), 0, k, ball + u * k * NR);
+    const ptrdiff_t units = FNN_CEIL_DIV(g->m, FNN_SUP_ROWS_PER_UNIT);
+#pragma omp parallel num_threads(nt)
+    for (;;) {
+        ptrdiff_t u;
+#pragma omp atomic capture
+        u = next++;
+        if (u >= units) break;
+        const ptrdiff_t i0 = u * FNN_SUP_ROWS_PER_UNIT;
+        const ptrdiff_t i1 = FNN_MIN(g->m, i0 + FNN_SUP_ROWS_PER_UNIT);
+        for (ptrdiff_t v = 0; v < n_panels; v++)
+            FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, FNN_MIN(NR, g->n - v * NR),
+                                 ball + v * k * NR);
+    }
+}
+
+/* The packed path on nt threads: thread `tid` computes one contiguous slab of C,
+ * cut along the longer of m and n on tile boundaries. Slabs are independent (each
+ * thread packs what it needs), so the team never meets at a barrier; at these
+ * sizes each share is long enough that an even static split is the best plan. */
 static void FNN_S(fnn_gemm_slab)(const FNN_S(fnn_gemm_args) *g,
-                                 const FNN_S(fnn_kernel_desc) *kd, int sup, int tid, int nt) {
+                                 const FNN_S(fnn_kernel_desc) *kd, int tid, int nt) {
     ptrdiff_t lo, hi;
     if (g->n >= g->m) {
         fnn_split(FNN_CEIL_DIV(g->n, kd->nr), tid, nt, &lo, &hi);
         if (lo < hi)
-            FNN_S(fnn_gemm_any_block)(g, kd, sup, 0, g->m, lo * kd->nr,
-                                      FNN_MIN(hi * kd->nr, g->n));
+            FNN_S(fnn_gemm_block)(g, kd, 0, g->m, lo * kd->nr, FNN_MIN(hi * kd->nr, g->n));
     } else {
         fnn_split(FNN_CEIL_DIV(g->m, kd->mr), tid, nt, &lo, &hi);
         if (lo < hi)
-            FNN_S(fnn_gemm_any_block)(g, kd, sup, lo * kd->mr, FNN_MIN(hi * kd->mr, g->m), 0,
-                                      g->n);
+            FNN_S(fnn_gemm_block)(g, kd, lo * kd->mr, FNN_MIN(hi * kd->mr, g->m), 0, g->n);
     }
 }
 #endif
@@ -1004,17 +1040,25 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
     const int sup = FNN_S(fnn_use_sup)(&g, &kd);
 #ifdef _OPENMP
     int nt = fnn_threads_for(num_threads, m, n, k);
+    if (nt > 1 && sup) {
+        FNN_S(fnn_gemm_sup_parallel)(&g, &kd, nt);
+        return;
+    }
     const ptrdiff_t slabs = n >= m ? FNN_CEIL_DIV(n, kd.nr) : FNN_CEIL_DIV(m, kd.mr);
     if (nt > slabs) nt = (int)slabs;
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
-        FNN_S(fnn_gemm_slab)(&g, &kd, sup, omp_get_thread_num(), omp_get_num_threads());
+        FNN_S(fnn_gemm_slab)(&g, &kd, omp_get_thread_num(), omp_get_num_threads());
         return;
     }
 #else
     (void)num_threads;
 #endif
-    FNN_S(fnn_gemm_any_block)(&g, &kd, sup, 0, m, 0, n);
+    if (sup) {
+        for (ptrdiff_t u = 0; u < FNN_CEIL_DIV(n, kd.nr); u++) FNN_S(fnn_sup_column)(&g, &kd, u);
+    } else {
+        FNN_S(fnn_gemm_block)(&g, &kd, 0, m, 0, n);
+    }
 }
 
 #endif /* FNN_GEMM_TEMPLATE */
