@@ -60,7 +60,7 @@ _PARAM_NAMES = {"leaky_relu": "negative_slope", "elu": "alpha"}
 def _as_input(x, name="x"):
     """Validate ``x``; float32/float64 input keeps its dtype, anything else becomes floatx."""
     dtype = None
-    if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64):
+    if isinstance(x, (np.ndarray, np.floating)) and x.dtype in (np.float32, np.float64):
         dtype = x.dtype
     arr = as_float_array(x, name, dtype=dtype, allow_empty=True)
     # as_float_array (np.ascontiguousarray) turns a scalar into shape (1,); keep it 0-d.

@@ -169,6 +169,12 @@ def test_dtypes(use_backend):
     config.set_floatx("float64")
     assert activations.relu([True, False]).dtype == np.float64
     assert activations.sigmoid(3.0).shape == ()
+    # NumPy float scalars keep their dtype, as arrays do
+    assert activations.relu(np.float64(2.0)).dtype == np.float64
+    assert activations.relu(np.float32(2.0)).dtype == np.float32
+    # a scalar through gelu: the reference's erf failed on 0-d arrays
+    assert activations.gelu(np.float64(1.0)) == pytest.approx(0.5 * (1 + math.erf(2 ** -0.5)),
+                                                             rel=1e-15)
 
 
 def test_functional_forms_validate_input():

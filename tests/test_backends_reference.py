@@ -84,6 +84,8 @@ def test_erf_matches_math_erf_exactly():
     np.testing.assert_array_equal(erf(xs), [math.erf(v) for v in xs])
     assert erf(np.float32([0.5])).dtype == np.float32
     assert erf(np.array([0.5]))[0] == 0.5204998778130465
+    # a 0-d array (a scalar through activations.gelu) used to raise AttributeError
+    assert erf(np.array(0.5)) == 0.5204998778130465 and erf(np.float32(0.5)).dtype == np.float32
 
 
 def test_activation_hand_values():

@@ -48,7 +48,8 @@ def erf(x: np.ndarray) -> np.ndarray:
     call per element) but exact, which is what a reference is for.
     """
     x = np.asarray(x)
-    return _erf_elementwise(x.astype(np.float64)).astype(x.dtype)
+    # np.asarray: on a 0-d array the ufunc returns a bare Python float.
+    return np.asarray(_erf_elementwise(x.astype(np.float64)), dtype=x.dtype)
 
 
 def _into(out, value):
