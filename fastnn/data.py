@@ -516,17 +516,30 @@ class _FixedSplits:
             yield np.asarray(train), np.asarray(test)
 
 
+def _metric_name(s):
+    """The name of ``s`` if it is one of fastnn.metrics' functions, else ``s``.
+
+    Those functions take ``(y_true, y_pred)``, not a scorer's ``(model, x, y)``:
+    passed as scoring they mean the metric of that name.
+    """
+    from fastnn.metrics import _function_name
+    name = _function_name(s) if callable(s) else None
+    return s if name is None else name
+
+
 def _scorers(scoring):
     """Normalize ``scoring`` to None (use evaluate) or a dict name -> scorer(model, x, y)."""
     if scoring is None:
         return None
+    scoring = _metric_name(scoring)
     if callable(scoring) and not isinstance(scoring, str):
         return {"score": scoring}
     if isinstance(scoring, str):
         scoring = [scoring]
     if isinstance(scoring, dict):
-        items = list(scoring.items())
+        items = [(name, _metric_name(s)) for name, s in scoring.items()]
     elif isinstance(scoring, (list, tuple)):
+        scoring = [_metric_name(s) for s in scoring]
         items = [(s if isinstance(s, str) else getattr(s, "name", f"score_{i}"), s)
                  for i, s in enumerate(scoring)]
     else:
@@ -578,9 +591,10 @@ def cross_validate(build_fn, x, y, cv=5, fit_kwargs=None, scoring=None):
     scoring : None, str, callable, list or dict
         None: the model's own ``evaluate`` (its loss and compiled metrics, keys
         ``test_loss``, ``test_accuracy``...). A metric name (``'accuracy'``) or a
-        list of names: those metrics over ``model.predict`` of the test fold. A
-        callable ``scoring(model, x_test, y_test) -> float`` (key ``test_score``);
-        a dict maps names to names or callables.
+        list of names: those metrics over ``model.predict`` of the test fold (a
+        function of :mod:`fastnn.metrics`, such as ``fastnn.metrics.auc``, means
+        its name). A callable ``scoring(model, x_test, y_test) -> float`` (key
+        ``test_score``); a dict maps names to names or callables.
 
     Returns
     -------

@@ -369,6 +369,22 @@ def test_cross_validate_stratifies_integer_labels_and_custom_scoring():
     np.testing.assert_allclose(res["test_score"], [0.5, 0.5])
 
 
+def test_cross_validate_takes_fastnn_metric_functions_as_their_names():
+    # fastnn.metrics.mse is f(y_true, y_pred): it used to be called as a scorer
+    # f(model, x_test, y_test) and fail.
+    from fastnn import metrics
+    x = np.arange(6.0).reshape(6, 1)
+    y = np.array([0.0, 0.0, 1.0, 1.0, 2.0, 2.0])
+    by_name = cross_validate(_MeanModel, x, y, cv=3, scoring="mean_squared_error")
+    res = cross_validate(_MeanModel, x, y, cv=3, scoring=metrics.mse)
+    np.testing.assert_array_equal(res["test_mean_squared_error"], by_name["test_mean_squared_error"])
+    np.testing.assert_allclose(res["test_mean_squared_error"], [2.25, 0.0, 2.25])
+    res = cross_validate(_MeanModel, x, y, cv=3, scoring=[metrics.mae, "mse"])
+    np.testing.assert_allclose(res["test_mean_absolute_error"], [1.5, 0.0, 1.5])
+    res = cross_validate(_MeanModel, x, y, cv=3, scoring={"err": metrics.mae})
+    np.testing.assert_allclose(res["test_err"], [1.5, 0.0, 1.5])
+
+
 def test_cross_validate_accepts_a_splitter_and_pairs():
     x = np.arange(6.0).reshape(6, 1)
     y = np.arange(6.0)
