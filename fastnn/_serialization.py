@@ -68,13 +68,17 @@ class Registry:
     names : dict, optional
         Lower-case string identifiers for :meth:`class_for_name` (``'mse'``,
         ``'max_norm'``...), each mapped to a class built with its defaults.
+    can_build : callable, optional
+        ``can_build(cls)``: whether :meth:`resolve` may instantiate a class it is
+        given (default: any subclass of ``base``); False for abstract ones.
     """
 
-    def __init__(self, kind: str, base: type, classes, names=None):
+    def __init__(self, kind: str, base: type, classes, names=None, can_build=None):
         self.kind = kind
         self.base = base
         self.classes = {cls.__name__: cls for cls in classes}
         self.names = dict(names or {})
+        self.can_build = can_build or (lambda cls: True)
 
     def custom_classes(self, custom_objects) -> dict:
         """The subclasses of ``base`` in ``custom_objects``, by lower-case name."""
@@ -100,6 +104,24 @@ class Registry:
     def class_for_name(self, name: str, custom_objects=None) -> type:
         """The class a string identifier (``'mse'``, ``'Huber'``...) stands for."""
         return self._find(self.kind, name, {**self.names, **self.custom_classes(custom_objects)})
+
+    def resolve(self, identifier, custom_objects=None):
+        """The object an identifier stands for, or None if it is none of these forms:
+
+        an instance of ``base`` (returned as is), a name (its class built with
+        defaults), a subclass of ``base`` (built with defaults) or a config dict.
+        The module's ``get`` handles None, callables and the error.
+        """
+        if isinstance(identifier, self.base):
+            return identifier
+        if isinstance(identifier, str):
+            return self.class_for_name(identifier, custom_objects)()
+        if isinstance(identifier, type) and issubclass(identifier, self.base) \
+                and self.can_build(identifier):
+            return identifier()
+        if isinstance(identifier, dict):
+            return self.deserialize(identifier, custom_objects)
+        return None
 
     def serialize(self, obj) -> dict:
         """``{'class_name': type name, 'config': obj.get_config()}``."""

@@ -171,14 +171,11 @@ def get(identifier, custom_objects=None):
     custom_objects : dict, optional
         ``{name: Constraint subclass}`` of your own, for names and dicts.
     """
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        return _REGISTRY.class_for_name(identifier, custom_objects)()
-    if isinstance(identifier, type) and issubclass(identifier, Constraint):
-        return identifier()
-    if isinstance(identifier, dict):
-        return deserialize(identifier, custom_objects)
+    if identifier is None:
+        return None
+    constraint = _REGISTRY.resolve(identifier, custom_objects)
+    if constraint is not None:
+        return constraint
     if callable(identifier):
         return identifier
     raise TypeError(

@@ -347,14 +347,9 @@ def get(identifier, custom_objects=None):
     custom_objects : dict, optional
         ``{name: Initializer subclass}`` of your own, for names and dicts.
     """
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        return _REGISTRY.class_for_name(identifier, custom_objects)()
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if isinstance(identifier, dict):
-        return deserialize(identifier, custom_objects)
+    initializer = _REGISTRY.resolve(identifier, custom_objects)
+    if initializer is not None:
+        return initializer
     if callable(identifier):
         return identifier
     raise TypeError(

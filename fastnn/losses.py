@@ -369,7 +369,8 @@ _NAMES = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
 _NAMES.update({cls.__name__.lower(): cls for cls in _CLASSES})
-_REGISTRY = Registry("loss", Loss, _CLASSES, _NAMES)
+# A class given to get() is built only if it names a backend loss (not Loss itself).
+_REGISTRY = Registry("loss", Loss, _CLASSES, _NAMES, can_build=lambda cls: bool(cls.op_name))
 
 
 def get(identifier, custom_objects=None):
@@ -385,14 +386,9 @@ def get(identifier, custom_objects=None):
     custom_objects : dict, optional
         ``{name: Loss subclass}`` of your own, for names and dicts.
     """
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        return _REGISTRY.class_for_name(identifier, custom_objects)()
-    if isinstance(identifier, type) and issubclass(identifier, Loss) and identifier.op_name:
-        return identifier()
-    if isinstance(identifier, dict):
-        return deserialize(identifier, custom_objects)
+    loss = _REGISTRY.resolve(identifier, custom_objects)
+    if loss is not None:
+        return loss
     raise TypeError(
         f"loss must be a name such as 'mse', a fastnn.losses.Loss or a config dict, "
         f"got {type(identifier).__name__}"

@@ -105,14 +105,11 @@ def get(identifier, custom_objects=None):
     custom_objects : dict, optional
         ``{name: Regularizer subclass}`` of your own, for names and dicts.
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        return _REGISTRY.class_for_name(identifier, custom_objects)()
-    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
-    if isinstance(identifier, dict):
-        return deserialize(identifier, custom_objects)
+    if identifier is None:
+        return None
+    regularizer = _REGISTRY.resolve(identifier, custom_objects)
+    if regularizer is not None:
+        return regularizer
     raise TypeError(
         f"regularizer must be None, 'l1', 'l2', 'l1_l2', a fastnn.regularizers object or a "
         f"config dict, got {type(identifier).__name__}"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fastnn._validation import check_float, check_positive
-from fastnn.optimizers.base import Optimizer
+from fastnn.optimizers.base import Optimizer, check_flag
 
 __all__ = ["Adam", "AdamW"]
 
@@ -41,9 +41,7 @@ class Adam(Optimizer):
         self.beta_1 = check_float(beta_1, "beta_1", minimum=0.0, maximum=1.0, max_inclusive=False)
         self.beta_2 = check_float(beta_2, "beta_2", minimum=0.0, maximum=1.0, max_inclusive=False)
         self.epsilon = check_positive(epsilon, "epsilon")
-        if not isinstance(amsgrad, bool):
-            raise TypeError(f"amsgrad must be a bool, got {amsgrad!r}")
-        self.amsgrad = amsgrad
+        self.amsgrad = check_flag(amsgrad, "amsgrad")
         # Keras's slot names: m is "momentum", v is "velocity", max v is "velocity_hat".
         self.slot_names = ("momentum", "velocity") + (("velocity_hat",) if amsgrad else ())
 

@@ -57,6 +57,13 @@ def _check_learning_rate(value, name="learning_rate", *, allow_zero=False):
     return check_float(value, name, minimum=0.0, min_inclusive=allow_zero)
 
 
+def check_flag(value, name) -> bool:
+    """A bool argument (``nesterov``, ``amsgrad``, ``centered``); 0/1 and strings are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
 def _check_clip(value, name):
     return check_float(value, name, minimum=0.0, min_inclusive=False, allow_none=True)
 

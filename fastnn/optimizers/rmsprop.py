@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fastnn._validation import check_float, check_positive
-from fastnn.optimizers.base import Optimizer
+from fastnn.optimizers.base import Optimizer, check_flag
 
 __all__ = ["RMSprop"]
 
@@ -38,9 +38,7 @@ class RMSprop(Optimizer):
         self.rho = check_float(rho, "rho", minimum=0.0, maximum=1.0, max_inclusive=False)
         self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0, max_inclusive=False)
         self.epsilon = check_positive(epsilon, "epsilon")
-        if not isinstance(centered, bool):
-            raise TypeError(f"centered must be a bool, got {centered!r}")
-        self.centered = centered
+        self.centered = check_flag(centered, "centered")
         # Keras's slot names: "velocity" (mean square), "momentum", "average_gradient".
         self.slot_names = (("velocity",) + (("momentum",) if self.momentum > 0 else ())
                            + (("average_gradient",) if centered else ()))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fastnn._validation import check_float
-from fastnn.optimizers.base import Optimizer
+from fastnn.optimizers.base import Optimizer, check_flag
 
 __all__ = ["SGD"]
 
@@ -36,11 +36,9 @@ class SGD(Optimizer):
                  clipnorm=None, clipvalue=None, global_clipnorm=None, name="SGD"):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
         self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0, max_inclusive=False)
-        if not isinstance(nesterov, bool):
-            raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
-        if nesterov and self.momentum == 0:
+        self.nesterov = check_flag(nesterov, "nesterov")
+        if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
-        self.nesterov = nesterov
         self.slot_names = ("momentum",) if self.momentum > 0 else ()
 
     def update_hyperparameters(self):
