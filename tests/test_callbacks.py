@@ -165,6 +165,13 @@ def test_history_plot_draws_training_and_validation_curves():
     plt.close("all")
 
 
+def test_history_reused_by_a_second_fit_keeps_epochs_and_values_aligned():
+    h = C.History()
+    run_fit(FakeModel(), [h], [{"loss": 1.0}, {"loss": 0.5}])
+    run_fit(FakeModel(), [h], [{"loss": 0.25}])
+    assert h.epoch == [0, 1, 0] and h.history == {"loss": [1.0, 0.5, 0.25]}
+
+
 def test_history_plot_without_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)

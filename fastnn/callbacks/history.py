@@ -16,6 +16,10 @@ class History(Callback):
         ``'val_'`` twins, ``'learning_rate'`` when a learning-rate callback adds it).
     epoch : list[int]
         The epoch indices recorded (they start at ``initial_epoch``).
+
+    A History passed to a second ``fit`` keeps appending to both. (Keras keeps
+    appending to ``history`` but restarts ``epoch``, so that the two no longer
+    line up.)
     """
 
     supports_chunked_batches = True
@@ -24,10 +28,6 @@ class History(Callback):
         super().__init__()
         self.history = {}
         self.epoch = []
-
-    def on_train_begin(self, logs=None):
-        # A History reused by a second fit keeps appending, as in Keras.
-        self.epoch = list(self.epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
