@@ -416,6 +416,72 @@ FNN_AVX2 static void fnn_pack_t8_avx2_f64(const double *src, ptrdiff_t lds, ptrd
         for (int j = 0; j < 8; j++) dst[p * 8 + j] = src[j * lds + p];
 }
 
+/* dst[p*6 + i] = src[i*lds + p] for i < 6, p < kc: a full 6-row f32 panel of A.
+ * Blocks of 8 k-values from the six rows go through an 8 x 8 transpose (rows 6
+ * and 7 zero); each column then leaves as a 4-float and a 2-float store. */
+FNN_AVX2 static void fnn_pack_t6_avx2_f32(const float *src, ptrdiff_t lds, ptrdiff_t kc,
+                                          float *dst) {
+    ptrdiff_t p = 0;
+    const __m256 z = _mm256_setzero_ps();
+    for (; p + 8 <= kc; p += 8) {
+        const float *s = src + p;
+        __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
+        __m256 r2 = _mm256_loadu_ps(s + 2 * lds), r3 = _mm256_loadu_ps(s + 3 * lds);
+        __m256 r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds);
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m256 u4 = _mm256_shuffle_ps(t4, z, 0x44), u5 = _mm256_shuffle_ps(t4, z, 0xEE);
+        __m256 u6 = _mm256_shuffle_ps(t5, z, 0x44), u7 = _mm256_shuffle_ps(t5, z, 0xEE);
+        /* column q (k-value p+q): rows 0-3 in the low lane of u_q / u_(q-4) pairs */
+        __m256 col[8];
+        col[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+        col[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+        col[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+        col[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+        col[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+        col[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+        col[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+        col[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+        float *d = dst + p * 6;
+        for (int q = 0; q < 8; q++) {
+            _mm_storeu_ps(d + q * 6, _mm256_castps256_ps128(col[q]));
+            _mm_storel_pi((__m64 *)(d + q * 6 + 4), _mm256_extractf128_ps(col[q], 1));
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < 6; i++) dst[p * 6 + i] = src[i * lds + p];
+}
+
+/* dst[p*6 + i] = src[i*lds + p] for i < 6, p < kc: a full 6-row f64 panel of A
+ * (rows 0-3 by a 4 x 4 transpose, rows 4-5 by pairs). */
+FNN_AVX2 static void fnn_pack_t6_avx2_f64(const double *src, ptrdiff_t lds, ptrdiff_t kc,
+                                          double *dst) {
+    ptrdiff_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        const double *s = src + p;
+        __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lds);
+        __m256d r2 = _mm256_loadu_pd(s + 2 * lds), r3 = _mm256_loadu_pd(s + 3 * lds);
+        __m256d r4 = _mm256_loadu_pd(s + 4 * lds), r5 = _mm256_loadu_pd(s + 5 * lds);
+        __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+        __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+        __m256d t4 = _mm256_unpacklo_pd(r4, r5), t5 = _mm256_unpackhi_pd(r4, r5);
+        double *d = dst + p * 6;
+        _mm256_storeu_pd(d + 0, _mm256_permute2f128_pd(t0, t2, 0x20));
+        _mm256_storeu_pd(d + 6, _mm256_permute2f128_pd(t1, t3, 0x20));
+        _mm256_storeu_pd(d + 12, _mm256_permute2f128_pd(t0, t2, 0x31));
+        _mm256_storeu_pd(d + 18, _mm256_permute2f128_pd(t1, t3, 0x31));
+        _mm_storeu_pd(d + 4, _mm256_castpd256_pd128(t4));
+        _mm_storeu_pd(d + 10, _mm256_castpd256_pd128(t5));
+        _mm_storeu_pd(d + 16, _mm256_extractf128_pd(t4, 1));
+        _mm_storeu_pd(d + 22, _mm256_extractf128_pd(t5, 1));
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < 6; i++) dst[p * 6 + i] = src[i * lds + p];
+}
+
 /* ---- AVX2/FMA kernels for small problems (no packing of A) -------------------
  *
  * For small products packing A costs as much as it saves (BLIS's "sup" kernels
@@ -633,6 +699,7 @@ typedef struct {
     FNN_S(fnn_ukr_fn) ukr;
     FNN_S(fnn_sup_fn) sup; /* small-problem kernel, or NULL: always pack */
     FNN_S(fnn_pack_t_fn) pack_t; /* transposing pack of a full NR panel, or NULL */
+    FNN_S(fnn_pack_t_fn) pack_ta; /* same for a full MR panel of A (not transposed) */
     FNN_S(fnn_epilogue_fn) epilogue;
 } FNN_S(fnn_kernel_desc);
 
@@ -698,6 +765,7 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
     d.ukr = FNN_S(fnn_ukr_portable);
     d.sup = NULL;
     d.pack_t = NULL;
+    d.pack_ta = NULL;
     d.epilogue = FNN_S(fnn_epilogue_portable);
 #if FNN_HAVE_X86_DISPATCH
     if (fnn_kernel() == 2) {
@@ -713,6 +781,8 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
         d.sup = FNN_S(fnn_sup_avx2);
         d.pack_t = sizeof(T) == 4 ? (FNN_S(fnn_pack_t_fn))fnn_pack_t16_avx2_f32
                                   : (FNN_S(fnn_pack_t_fn))fnn_pack_t8_avx2_f64;
+        d.pack_ta = sizeof(T) == 4 ? (FNN_S(fnn_pack_t_fn))fnn_pack_t6_avx2_f32
+                                   : (FNN_S(fnn_pack_t_fn))fnn_pack_t6_avx2_f64;
         d.epilogue = FNN_S(fnn_epilogue_avx2);
     }
 #endif
@@ -722,9 +792,12 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
 /* ---- packing ---------------------------------------------------------------- */
 
 /* op(A)[i0:i0+mr, p0:p0+kc] into one micro-panel: dst[p*MR + i], rows >= mr zero. */
-static void FNN_S(fnn_pack_a)(const FNN_S(fnn_gemm_args) *g, ptrdiff_t MR, ptrdiff_t i0,
-                              ptrdiff_t mr, ptrdiff_t p0, ptrdiff_t kc, T *dst) {
-    if (g->trans_a) { /* A stored k x m: a run of MR values of op(A) per p is contiguous */
+static void FNN_S(fnn_pack_a)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
+                              ptrdiff_t i0, ptrdiff_t mr, ptrdiff_t p0, ptrdiff_t kc, T *dst) {
+    const ptrdiff_t MR = kd->mr;
+    if (!g->trans_a && mr == MR && kd->pack_ta != NULL) {
+        kd->pack_ta(g->a + i0 * g->lda + p0, g->lda, kc, dst);
+    } else if (g->trans_a) { /* A stored k x m: a run of MR values of op(A) per p is contiguous */
         for (ptrdiff_t p = 0; p < kc; p++) {
             const T *src = g->a + (p0 + p) * g->lda + i0;
             T *d = dst + p * MR;
@@ -864,7 +937,7 @@ static void FNN_S(fnn_gemm_block)(const FNN_S(fnn_gemm_args) *g,
             for (ptrdiff_t ic = i0; ic < i1; ic += kd->mc) {
                 const ptrdiff_t mc = FNN_MIN(kd->mc, i1 - ic);
                 for (ptrdiff_t ir = 0; ir < mc; ir += MR)
-                    FNN_S(fnn_pack_a)(g, MR, ic + ir, FNN_MIN(MR, mc - ir), pc, kc,
+                    FNN_S(fnn_pack_a)(g, kd, ic + ir, FNN_MIN(MR, mc - ir), pc, kc,
                                       abuf + ir * kc);
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR)
                     for (ptrdiff_t ir = 0; ir < mc; ir += MR)
