@@ -110,7 +110,8 @@ def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, rounds=
     """Time several callables side by side, alternating between them.
 
     The repeats are split into ``rounds``; each round runs, for every candidate
-    in turn, ``warmup`` untimed batches and then its share of the timed ones.
+    in turn, its share of the timed batches (the first round starts each
+    candidate with ``warmup`` untimed ones).
     ``rounds=repeats`` (the default) interleaves batch by batch; fewer rounds
     with a ``pause`` keep the candidates' thread pools from overlapping.
 
@@ -137,7 +138,7 @@ def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, rounds=
     for r in range(rounds):
         share = repeats // rounds + (1 if r < repeats % rounds else 0)
         for name, fn in candidates.items():
-            for _ in range(warmup if (r == 0 or pause) else 0):
+            for _ in range(warmup if r == 0 else 0):
                 _time_batch(fn, numbers[name])
             samples[name] += [_time_batch(fn, numbers[name]) for _ in range(share)]
             if pause:

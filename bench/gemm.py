@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 
+from fastnn.backends import ACTIVATION_CODES
 from bench._common import (
     blas_threads, compare, machine_summary, markdown_table, update_results_section,
 )
@@ -47,7 +48,7 @@ SEED_SHAPES = (
     ("dx 2", 32, 64, 64, False, True),
     ("dx 3", 32, 64, 10, False, True),
 )
-RELU = 1  # fastnn.backends.ACTIVATION_CODES["relu"]
+RELU = ACTIVATION_CODES["relu"]
 # Sleep between candidates' blocks: OpenBLAS's workers busy-wait (sched_yield)
 # for up to ~0.1 s after a call, OpenMP's for a moment too; either would steal a
 # core from the other library's run on a 2-core machine.
