@@ -94,6 +94,7 @@ def load_mnist(path):
 class _Peer:
     name = ""
     key = ""           # short id used for ratios: fused, perop, reference, torchstyle, torch, numpy...
+    last_seconds = None  # set by peers that time their epoch themselves
 
     def epoch(self, max_batches=None) -> int:
         raise NotImplementedError
@@ -161,23 +162,46 @@ class FastnnFit(_Peer):
             self.name += " (trainer driven directly)"
 
     def epoch(self, max_batches=None):
+        """One epoch (the per-op paths may stop after ``max_batches``); returns samples seen.
+
+        The time that counts is the epoch's own (``on_epoch_begin`` to ``on_epoch_end``):
+        fit's validation of the whole data set happens once per fit call, and users
+        call fit once for all their epochs.
+        """
         fastnn = self.fastnn
         fastnn.config.set_num_threads(self.threads)
         with fastnn.config.use_backend(self.backend):
             if self.trainer is not None:
                 from fastnn.callbacks import CallbackList
                 order = fastnn.utils.rng().permutation(len(self.x))
+                start = time.perf_counter()
                 self.trainer.train_epoch(self.x, self.y, None, order, self.batch,
                                          CallbackList([], model=self.model))
+                self.last_seconds = time.perf_counter() - start
                 return len(self.x)
-            callbacks = []
-            if self.mode != "fused":
+            timer = self._epoch_timer()
+            callbacks = [timer]
+            if self.mode == "fused":
+                max_batches = None   # the fused epoch runs whole (it is never the slow peer)
+            else:
                 callbacks.append(self._every_batch(max_batches))
             self.model.fit(self.x, self.y, batch_size=self.batch, epochs=1, verbose=0,
                            callbacks=callbacks)
+            self.last_seconds = timer.seconds
             if max_batches is None:
                 return len(self.x)
             return min(len(self.x), max_batches * self.batch)
+
+    def _epoch_timer(self):
+        from fastnn.callbacks import Callback
+
+        class EpochTimer(Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds = time.perf_counter() - self.start
+        return EpochTimer()
 
     def accuracy(self, xt, yt):
         with self.fastnn.config.use_backend(self.backend):
@@ -278,10 +302,13 @@ def make_peers(wl, x, y, threads, only=None):
 # Timing
 # ---------------------------------------------------------------------------
 
-def _timed(fn):
+def _timed(peer, max_batches):
+    """(seconds, samples) of one epoch of ``peer``: its own epoch time when it reports one."""
+    peer.last_seconds = None
     t = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t, out
+    seen = peer.epoch(max_batches)
+    seconds = time.perf_counter() - t
+    return (peer.last_seconds if peer.last_seconds is not None else seconds), seen
 
 
 def time_training(wl, x, y, xt, yt, threads, repeats, budget, only=None, log=print):
@@ -293,7 +320,7 @@ def time_training(wl, x, y, xt, yt, threads, repeats, budget, only=None, log=pri
     limits = {}
     for p in peers:
         probe = max(1, min(total_batches, 2000 // batch + 4))
-        seconds, seen = _timed(lambda: p.epoch(probe))
+        seconds, seen = _timed(p, probe)
         estimate = seconds * n / seen
         limits[p.key] = None if estimate <= budget else max(4, int(total_batches * budget / estimate))
         log(f"  [{wl}] {p.name}: ~{estimate:.2f} s/epoch"
@@ -302,7 +329,7 @@ def time_training(wl, x, y, xt, yt, threads, repeats, budget, only=None, log=pri
     samples = {p.key: [] for p in peers}
     for rep in range(repeats):
         for p in peers:
-            seconds, seen = _timed(lambda: p.epoch(limits[p.key]))
+            seconds, seen = _timed(p, limits[p.key])
             samples[p.key].append(seconds * n / seen)
             time.sleep(0.2)   # let another library's spinning worker threads go idle
         log(f"  [{wl}] repeat {rep + 1}/{repeats}: " + ", ".join(

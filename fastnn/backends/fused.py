@@ -39,6 +39,7 @@ the thread count.
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
 
@@ -345,6 +346,10 @@ def fused_trainer_for(model, batch_size):
         return None
 
 
+# model -> ((batch size, pinned threads), steps per chunk, thread tuner) of its last trainer
+_MEMORY = weakref.WeakKeyDictionary()
+
+
 class _ThreadTuner:
     """Chooses, from measured seconds per step, whether chunks use all threads or one.
 
@@ -447,7 +452,13 @@ class FusedTrainer:
         self._pinned = None if threads is None else max(1, int(threads))
         self._steps_per_chunk = 4      # first guess; adapted to CHUNK_SECONDS
         self._tuner = None
+        # fit builds a trainer per call: what the last one learnt about chunk sizes and
+        # threads for this model and batch size carries over (fit(epochs=1) in a loop)
+        memory = _MEMORY.get(model)
+        if memory is not None and memory[0] == (self.batch_size, self._pinned):
+            self._steps_per_chunk, self._tuner = memory[1], memory[2]
         self._build()
+        _MEMORY[model] = ((self.batch_size, self._pinned), self._steps_per_chunk, self._tuner)
 
     # -- plan ---------------------------------------------------------------------
     def _build(self):
@@ -650,6 +661,7 @@ class FusedTrainer:
         target = int(CHUNK_SECONDS / per_step)
         # grow gently (timings of tiny chunks are noisy), shrink at once
         self._steps_per_chunk = max(1, min(target, 4 * self._steps_per_chunk))
+        _MEMORY[self.model] = ((self.batch_size, self._pinned), self._steps_per_chunk, self._tuner)
 
 
 # ---------------------------------------------------------------------------
