@@ -29,7 +29,10 @@ a common source of wrong numbers.
 Functional forms (``fastnn.metrics.accuracy(y_true, y_pred)``...) return the
 weighted mean over the samples as a float (Keras's return per-sample arrays);
 :func:`auc` is the *exact* ROC AUC, where the streaming :class:`AUC` is
-Keras's thresholded approximation.
+Keras's thresholded approximation. Passed to ``compile(metrics=[...])`` (or to
+:func:`get`), one of these functions means the streaming metric of its name, so
+that precision, recall, AUC and R^2 are taken over the whole epoch rather than
+averaged over batches, and the model can be saved.
 """
 from __future__ import annotations
 
