@@ -617,3 +617,40 @@ def test_a_metric_function_of_the_users_fails_at_save_time(tmp_path):
     with pytest.raises(TypeError, match="'abs_diff'.*custom_objects"):
         model.save(tmp_path / "m.fnn")
     assert not (tmp_path / "m.fnn").exists()
+
+
+def test_custom_initializer_regularizer_and_constraint_load_through_custom_objects(tmp_path):
+    """A Dense whose initializer, regularizer and constraint are the user's own
+    classes loads when they are passed in custom_objects (and only then)."""
+    import fastnn
+    from fastnn import constraints, initializers, regularizers
+
+    class HalfOnes(initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return np.full(shape, 0.5, dtype=dtype or "float32")
+
+    class TinyL2(regularizers.Regularizer):
+        def __call__(self, w):
+            return 1e-4 * float(np.sum(w * w))
+
+        def add_gradient(self, w, grad):
+            grad += 2e-4 * w
+
+    class Clip1(constraints.Constraint):
+        def __call__(self, w):
+            return np.clip(w, -1.0, 1.0)
+
+    model = fastnn.Sequential([fastnn.layers.Dense(
+        3, input_shape=(4,), kernel_initializer=HalfOnes(),
+        kernel_regularizer=TinyL2(), kernel_constraint=Clip1())])
+    path = tmp_path / "custom.fnn"
+    model.save(path)
+    with pytest.raises(ValueError):
+        fastnn.models.load_model(path)
+    custom = {"HalfOnes": HalfOnes, "TinyL2": TinyL2, "Clip1": Clip1}
+    loaded = fastnn.models.load_model(path, custom_objects=custom)
+    dense = loaded.layers[0]
+    assert isinstance(dense.kernel_initializer, HalfOnes)
+    assert isinstance(dense.kernel_regularizer, TinyL2)
+    assert isinstance(dense.kernel_constraint, Clip1)
+    np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])

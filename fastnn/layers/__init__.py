@@ -10,7 +10,7 @@ it never makes fastnn import code.
 """
 from __future__ import annotations
 
-from fastnn.layers.base import Layer
+from fastnn.layers.base import Layer, custom_objects_scope
 from fastnn.layers.core import Activation, Dropout, Flatten, Input, InputLayer
 from fastnn.layers.dense import Dense
 
@@ -63,7 +63,8 @@ def deserialize(config, custom_objects=None) -> Layer:
     layer_config = config.get("config", {})
     if not isinstance(layer_config, dict):
         raise TypeError(f"layer config['config'] must be a dict, got {type(layer_config).__name__}")
-    return known[class_name].from_config(layer_config)
+    with custom_objects_scope(custom_objects):
+        return known[class_name].from_config(layer_config)
 
 
 def get(identifier) -> Layer:

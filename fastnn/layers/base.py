@@ -18,6 +18,8 @@ created once, at build, and never replaced: ``set_weights`` copies into it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 from collections import defaultdict
 
@@ -322,6 +324,22 @@ def _module(kind):
     return importlib.import_module(f"fastnn.{kind}")
 
 
+# The custom_objects of the deserialize call in progress: a layer's from_config
+# builds it through its constructor, which resolves initializer / regularizer /
+# constraint configs; they must find the user's classes too.
+_CUSTOM_OBJECTS = contextvars.ContextVar("fastnn_layer_custom_objects", default=None)
+
+
+@contextlib.contextmanager
+def custom_objects_scope(custom_objects):
+    """Let identifiers resolved inside the block also name ``custom_objects``'s classes."""
+    token = _CUSTOM_OBJECTS.set(custom_objects)
+    try:
+        yield
+    finally:
+        _CUSTOM_OBJECTS.reset(token)
+
+
 def resolve_activation(identifier):
     """``fastnn.activations.get(identifier)`` (None means linear)."""
     return _module("activations").get(identifier)
@@ -333,6 +351,9 @@ def _get(kind, identifier, argument, allow_none):
             return None
         raise TypeError(f"{argument} must not be None")
     try:
+        custom = _CUSTOM_OBJECTS.get()
+        if custom:
+            return _module(kind).get(identifier, custom_objects=custom)
         return _module(kind).get(identifier)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{argument}: {exc}") from None
