@@ -228,7 +228,8 @@ cdef void _update_all(const Plan *p, floating *dummy, double lr, long step) noex
             _update_piece(p, dummy, &p.params[p.task_param[t]], p.task_start[t], p.task_len[t],
                           lr, step)
         return
-    for t in prange(p.n_tasks, num_threads=nt, schedule='static'):
+    # round robin (chunksize 1): the pieces of one big parameter are shared out evenly
+    for t in prange(p.n_tasks, num_threads=nt, schedule='static', chunksize=1):
         _update_piece(p, dummy, &p.params[p.task_param[t]], p.task_start[t], p.task_len[t],
                       lr, step)
 
@@ -690,6 +691,11 @@ cdef class Trainer:
             raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
         self._keep.append(a)
         return _data(a)
+
+    @property
+    def max_threads(self):
+        """Threads the next chunks may use."""
+        return self.plan.max_threads
 
     def set_threads(self, int max_threads, Py_ssize_t parallel_threshold):
         """Thread budget for the next chunks (results do not depend on it)."""
