@@ -60,6 +60,7 @@
 
 #if defined(_MSC_VER)
 #define FNN_TLS __declspec(thread)
+#include <intrin.h>
 #include <malloc.h>
 #else
 #define FNN_TLS _Thread_local
@@ -142,6 +143,85 @@ static int fnn_threads_for(int requested, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
     int by_work = (int)FNN_MIN(work / FNN_MIN_WORK_PER_THREAD, 1024.0);
     int nt = FNN_MIN(requested, by_work);
     return nt < 1 ? 1 : nt;
+}
+
+/* Atomic helpers written with compiler builtins rather than OpenMP 3.1 atomics,
+ * which MSVC's OpenMP 2.0 does not have. The join at the end of a parallel
+ * region orders everything, so relaxed atomics suffice. */
+static long fnn_fetch_inc(long *p) {
+#if defined(_MSC_VER)
+    return _InterlockedExchangeAdd((volatile long *)p, 1);
+#else
+    return __atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+#endif
+}
+
+static int fnn_load(const int *p) {
+#if defined(_MSC_VER)
+    return *(volatile const int *)p; /* MSVC: aligned volatile accesses are atomic */
+#else
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+#endif
+}
+
+static void fnn_store(int *p, int value) {
+#if defined(_MSC_VER)
+    *(volatile int *)p = value;
+#else
+    __atomic_store_n(p, value, __ATOMIC_RELAXED);
+#endif
+}
+
+static void fnn_set_flag(int *p) { fnn_store(p, 1); }
+
+/* Small products on a busy machine. A parallel region ends only when every
+ * thread has joined it; when another process holds the other core, a worker
+ * thread may not run for a whole scheduler slice (milliseconds), and a product
+ * worth 30 microseconds then takes 4-8 ms. So small products note when a
+ * worker starts late and then run the next small products on the calling
+ * thread alone, for a span that doubles while the lateness persists (up to 4096
+ * calls) and shrinks once workers start promptly again. Results do not depend
+ * on the thread count, so this only moves time. The counters are shared by all
+ * callers (relaxed atomics); a lost update between racing callers only shortens
+ * or lengthens one span. */
+#define FNN_LATE_START 2e-4 /* seconds: far above a prompt start (about 1-50 us) */
+/* Products below this many multiply-adds (a few ms on one core) are "small" here:
+ * a scheduler slice lost at their join would at least double their time. */
+#define FNN_STALL_WORK ((double)(1 << 27))
+#define FNN_SOLO_SPAN_MIN 16
+#define FNN_SOLO_SPAN_MAX 4096
+static int fnn_solo_calls = 0;
+static int fnn_solo_span = FNN_SOLO_SPAN_MIN;
+
+static int fnn_small_threads(int nt) {
+    const int solo = fnn_load(&fnn_solo_calls);
+    if (nt > 1 && solo > 0) {
+        fnn_store(&fnn_solo_calls, solo - 1);
+        return 1;
+    }
+    return nt;
+}
+
+/* Not part of gemm.h: forget any back-off (tests use it to make sure their
+ * multi-threaded calls do run on several threads). */
+void fnn_gemm_reset_backoff(void) {
+    fnn_store(&fnn_solo_calls, 0);
+    fnn_store(&fnn_solo_span, FNN_SOLO_SPAN_MIN);
+}
+
+/* Inside a region: a worker that starts FNN_LATE_START after `start` sets `late`. */
+#define FNN_NOTE_LATE_START(start, late)                                                  \
+    if (omp_get_thread_num() != 0 && omp_get_wtime() - (start) > FNN_LATE_START)          \
+        fnn_set_flag(&(late));
+
+static void fnn_note_worker_start(int late) {
+    const int span = fnn_load(&fnn_solo_span);
+    if (late) {
+        fnn_store(&fnn_solo_calls, span);
+        if (span < FNN_SOLO_SPAN_MAX) fnn_store(&fnn_solo_span, 2 * span);
+    } else if (span > FNN_SOLO_SPAN_MIN) {
+        fnn_store(&fnn_solo_span, span / 2);
+    }
 }
 #endif
 
@@ -1019,16 +1099,20 @@ static void FNN_S(fnn_sup_column)(const FNN_S(fnn_gemm_args) *g,
 static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
                                          const FNN_S(fnn_kernel_desc) *kd, int nt) {
     const ptrdiff_t NR = kd->nr, k = g->k, n_panels = FNN_CEIL_DIV(g->n, NR);
-    ptrdiff_t next = 0;
+    long next = 0;
+    int late = 0;
+    const double start = omp_get_wtime();
     if (g->n >= g->m) {
 #pragma omp parallel num_threads(nt)
-        for (;;) {
-            ptrdiff_t u;
-#pragma omp atomic capture
-            u = next++;
-            if (u >= n_panels) break;
-            FNN_S(fnn_sup_column)(g, kd, u);
+        {
+            FNN_NOTE_LATE_START(start, late);
+            for (;;) {
+                const ptrdiff_t u = fnn_fetch_inc(&next);
+                if (u >= n_panels) break;
+                FNN_S(fnn_sup_column)(g, kd, u);
+            }
         }
+        fnn_note_worker_start(fnn_load(&late));
         return;
     }
     /* Tall C: B is at most as large as A here (n < m), so all of it fits L2. */
@@ -1041,17 +1125,19 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
         FNN_S(fnn_pack_b)(g, kd, u * NR, FNN_MIN(NR, g->n - u * NR), 0, k, ball + u * k * NR);
     const ptrdiff_t units = FNN_CEIL_DIV(g->m, FNN_SUP_ROWS_PER_UNIT);
 #pragma omp parallel num_threads(nt)
-    for (;;) {
-        ptrdiff_t u;
-#pragma omp atomic capture
-        u = next++;
-        if (u >= units) break;
-        const ptrdiff_t i0 = u * FNN_SUP_ROWS_PER_UNIT;
-        const ptrdiff_t i1 = FNN_MIN(g->m, i0 + FNN_SUP_ROWS_PER_UNIT);
-        for (ptrdiff_t v = 0; v < n_panels; v++)
-            FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, FNN_MIN(NR, g->n - v * NR),
-                                 ball + v * k * NR);
+    {
+        FNN_NOTE_LATE_START(start, late);
+        for (;;) {
+            const ptrdiff_t u = fnn_fetch_inc(&next);
+            if (u >= units) break;
+            const ptrdiff_t i0 = u * FNN_SUP_ROWS_PER_UNIT;
+            const ptrdiff_t i1 = FNN_MIN(g->m, i0 + FNN_SUP_ROWS_PER_UNIT);
+            for (ptrdiff_t v = 0; v < n_panels; v++)
+                FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, FNN_MIN(NR, g->n - v * NR),
+                                     ball + v * k * NR);
+        }
     }
+    fnn_note_worker_start(fnn_load(&late));
 }
 
 /* The packed path on nt threads: thread `tid` computes one contiguous slab of C,
@@ -1113,6 +1199,8 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
     const int sup = FNN_S(fnn_use_sup)(&g, &kd);
 #ifdef _OPENMP
     int nt = fnn_threads_for(num_threads, m, n, k);
+    const int small = sup || (double)m * (double)n * (double)k < FNN_STALL_WORK;
+    if (small) nt = fnn_small_threads(nt);
     if (nt > 1 && sup) {
         FNN_S(fnn_gemm_sup_parallel)(&g, &kd, nt);
         return;
@@ -1120,8 +1208,14 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
     const ptrdiff_t slabs = n >= m ? FNN_CEIL_DIV(n, kd.nr) : FNN_CEIL_DIV(m, kd.mr);
     if (nt > slabs) nt = (int)slabs;
     if (nt > 1) {
+        int late = 0;
+        const double start = omp_get_wtime();
 #pragma omp parallel num_threads(nt)
-        FNN_S(fnn_gemm_slab)(&g, &kd, omp_get_thread_num(), omp_get_num_threads());
+        {
+            FNN_NOTE_LATE_START(start, late);
+            FNN_S(fnn_gemm_slab)(&g, &kd, omp_get_thread_num(), omp_get_num_threads());
+        }
+        if (small) fnn_note_worker_start(fnn_load(&late));
         return;
     }
 #else

@@ -15,10 +15,17 @@ from gemm cimport fnn_sgemm, fnn_dgemm, fnn_gemm_kernel_name
 
 cdef extern from *:
     """
-    /* Defined in gemm.c; private (not in gemm.h): pin a micro-kernel for tests. */
+    /* Defined in gemm.c; private (not in gemm.h), for tests: pin a micro-kernel,
+     * and forget the busy-machine back-off (a no-op without OpenMP). */
     int fnn_gemm_set_kernel(const char *name);
+    #ifdef _OPENMP
+    void fnn_gemm_reset_backoff(void);
+    #else
+    static void fnn_gemm_reset_backoff(void) {}
+    #endif
     """
     int fnn_gemm_set_kernel(const char *name)
+    void fnn_gemm_reset_backoff()
 
 cnp.import_array()
 
@@ -236,3 +243,13 @@ def _set_kernel(name):
     """
     if fnn_gemm_set_kernel(name.encode("ascii")) != 0:
         raise ValueError(f"_set_kernel: kernel {name!r} is unknown or unsupported here")
+
+
+def _reset_thread_backoff():
+    """Let the next small products use several threads again; for tests.
+
+    After a worker thread starts late (another process holds the CPU), small
+    products run on one thread for a while (see csrc/gemm.c). Results never
+    depend on it; tests of the multi-threaded code call this first.
+    """
+    fnn_gemm_reset_backoff()
