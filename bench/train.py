@@ -97,6 +97,7 @@ class _Peer:
     name = ""
     key = ""           # short id used for ratios: fused, perop, reference, torchstyle, torch, numpy...
     last_seconds = None  # set by peers that time their epoch themselves
+    partial = True       # whether epoch(max_batches) can stop early (else it runs whole)
 
     def epoch(self, max_batches=None) -> int:
         raise NotImplementedError
@@ -157,6 +158,7 @@ class FastnnFit(_Peer):
         with fastnn.config.use_backend(self.backend):
             self.model = _keras_model(sizes)
         self.trainer = None
+        self.partial = mode != "fused"
         if mode == "fused" and not fit_seam_wired():
             # fit does not offer the fused path yet: drive the same runner fit would use
             from fastnn.backends import fused
@@ -321,10 +323,11 @@ def time_training(wl, x, y, xt, yt, threads, repeats, budget, only=None, log=pri
     # Probe each peer on a few batches to decide whether a repeat can be a full epoch.
     limits = {}
     for p in peers:
-        probe = max(1, min(total_batches, 2000 // batch + 4))
+        probe = max(1, min(total_batches, 2000 // batch + 4)) if p.partial else None
         seconds, seen = _timed(p, probe)
         estimate = seconds * n / seen
-        limits[p.key] = None if estimate <= budget else max(4, int(total_batches * budget / estimate))
+        limits[p.key] = (None if estimate <= budget or not p.partial
+                         else max(4, int(total_batches * budget / estimate)))
         log(f"  [{wl}] {p.name}: ~{estimate:.2f} s/epoch"
             + ("" if limits[p.key] is None else f", timing {limits[p.key]} of {total_batches} batches"))
         time.sleep(0.2)
