@@ -82,7 +82,7 @@ def calibrate(fn, min_time=2e-3, max_number=100_000):
 
 
 def measure(fn, repeats=7, warmup=1, number=None, min_time=2e-3):
-    """Time ``fn()``: ``warmup`` untimed batches, then ``repeats`` timed ones.
+    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed batches.
 
     Parameters
     ----------
@@ -91,7 +91,7 @@ def measure(fn, repeats=7, warmup=1, number=None, min_time=2e-3):
     repeats : int
         Timed batches; the result reports their median and range.
     warmup : int
-        Untimed batches first (caches, lazy allocations, thread pools).
+        Untimed calls first (caches, lazy allocations, thread pools).
     number : int, optional
         Calls per batch; by default chosen so a batch lasts ``min_time``.
     min_time : float
@@ -106,12 +106,12 @@ def measure(fn, repeats=7, warmup=1, number=None, min_time=2e-3):
 
 
 def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, rounds=None,
-            pause=0.0):
+            pause=0.0, warmup_each_round=False):
     """Time several callables side by side, alternating between them.
 
     The repeats are split into ``rounds``; each round runs, for every candidate
-    in turn, its share of the timed batches (the first round starts each
-    candidate with ``warmup`` untimed ones).
+    in turn, ``warmup`` untimed calls (in the first round only, unless
+    ``warmup_each_round``) and then its share of the timed batches.
     ``rounds=repeats`` (the default) interleaves batch by batch; fewer rounds
     with a ``pause`` keep the candidates' thread pools from overlapping.
 
@@ -127,6 +127,11 @@ def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, rounds=
         Seconds to sleep after each candidate's block, so that worker threads
         that spin after a call (OpenBLAS busy-waits for a while, OpenMP
         runtimes too) go idle before the next candidate runs.
+    warmup_each_round : bool
+        Warm up at the start of every round, not just the first: after a pause
+        the first call pays for cold caches, sleeping worker threads and a
+        clock that has not ramped up again, which is not what a steady state
+        of back-to-back calls costs.
 
     Returns
     -------
@@ -138,8 +143,8 @@ def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, rounds=
     for r in range(rounds):
         share = repeats // rounds + (1 if r < repeats % rounds else 0)
         for name, fn in candidates.items():
-            for _ in range(warmup if r == 0 else 0):
-                _time_batch(fn, numbers[name])
+            for _ in range(warmup if (r == 0 or warmup_each_round) else 0):
+                fn()
             samples[name] += [_time_batch(fn, numbers[name]) for _ in range(share)]
             if pause:
                 time.sleep(pause)

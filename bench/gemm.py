@@ -49,9 +49,12 @@ SEED_SHAPES = (
     ("dx 3", 32, 64, 10, False, True),
 )
 RELU = ACTIVATION_CODES["relu"]
-# Sleep between candidates' blocks: OpenBLAS's workers busy-wait (sched_yield)
-# for up to ~0.1 s after a call, OpenMP's for a moment too; either would steal a
-# core from the other library's run on a 2-core machine.
+# Sleep between candidates' blocks so that one library's worker threads, which
+# busy-wait after a call, are not competing for the 2 cores with the other's
+# run: OpenBLAS's spin (yielding) for about 0.1 s (2^28 cycles), libgomp's for a
+# few ms. Measured: with a 0.03 s pause fastnn's 2-thread sgemm at n = 512 ran
+# at a third of its speed, in OpenBLAS's wake. Each block starts with untimed
+# warm-up calls, as the first call after a pause meets cold caches and clocks.
 PAUSE = 0.12
 
 
@@ -68,7 +71,8 @@ def _square_rows(gemm, dtypes, sizes, threads, repeats, rng):
                 t = compare({
                     "numpy": lambda: np.matmul(a, b, out=c_np),
                     "fastnn": lambda: gemm(a, b, out=c_fn, num_threads=threads),
-                }, repeats=repeats, warmup=1, number=1, rounds=repeats, pause=PAUSE)
+                }, repeats=repeats, warmup=1, min_time=0.03, rounds=repeats, pause=PAUSE,
+                    warmup_each_round=True)
             # The candidates must agree before their speed means anything.
             tol = 1e-3 if dtype == np.float32 else 1e-10
             np.testing.assert_allclose(c_fn, c_np, rtol=tol, atol=tol * np.sqrt(n))
@@ -114,7 +118,8 @@ def _seed_rows(gemm, threads, repeats, rng):
             np.testing.assert_allclose(z_fn, z_np, rtol=1e-4, atol=1e-4)
             t = compare({"numpy": numpy_dense, "fastnn": fastnn_dense,
                          "numpy_mm": numpy_matmul, "fastnn_mm": fastnn_gemm},
-                        repeats=repeats, warmup=2, min_time=3e-3, rounds=3, pause=PAUSE)
+                        repeats=repeats, warmup=3, min_time=3e-3, rounds=2, pause=PAUSE,
+                        warmup_each_round=True)
         us = {key: v.median * 1e6 for key, v in t.items()}
         rng_us = {key: f"{v.low * 1e6:.1f}-{v.high * 1e6:.1f}" for key, v in t.items()}
         speedup = us["numpy"] / us["fastnn"]
@@ -158,8 +163,10 @@ def main(argv=None):
     rng = np.random.default_rng(0)
 
     sizes = (512, 1024) if args.quick else SQUARE_SIZES
-    repeats_sq = 3 if args.quick else 7
-    repeats_seed = 5 if args.quick else 15
+    # Within about two minutes on 2 cores: the single-thread squares take the
+    # longest per repeat, so they get fewer.
+    repeats_sq = {args.threads: 3 if args.quick else 6, 1: 3 if args.quick else 4}
+    repeats_seed = 4 if args.quick else 12
     thread_counts = [args.threads] + ([1] if args.threads != 1 else [])
 
     header = (f"Machine: {machine_summary()}.\n"
@@ -171,7 +178,8 @@ def main(argv=None):
     square_rows, seed_rows, checks = [], [], []
     for threads in (thread_counts if args.only != "seed" else []):
         print(f"\nSquare products, {threads} thread(s): " + " | ".join(SQUARE_HEADERS), flush=True)
-        r, c = _square_rows(gemm, (np.float32, np.float64), sizes, threads, repeats_sq, rng)
+        r, c = _square_rows(gemm, (np.float32, np.float64), sizes, threads, repeats_sq[threads],
+                            rng)
         square_rows += r
         checks += c if threads == args.threads else []
     for threads in (thread_counts if args.only != "square" else []):
@@ -187,7 +195,8 @@ def main(argv=None):
     body = "\n".join([
         "Produced by `python -m bench.gemm`. " + header,
         "",
-        f"### Square products (GFLOP/s at the median time of {repeats_sq} interleaved repeats)",
+        "### Square products (GFLOP/s at the median time of "
+        f"{repeats_sq[args.threads]} interleaved repeats; {repeats_sq[1]} for 1 thread)",
         "",
         markdown_table(SQUARE_HEADERS, square_rows, align="lrrrrrl"),
         "",
