@@ -202,6 +202,8 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
         A = np.array(A, order="C")
     if not _rows_usable(B) or _may_overlap(B, C) or (P is not None and _may_overlap(B, P)):
         B = np.array(B, order="C")
+    if Bias is not None and (_may_overlap(Bias, C) or (P is not None and _may_overlap(Bias, P))):
+        Bias = np.array(Bias)
 
     cdef Py_ssize_t lda = _row_stride(A), ldb = _row_stride(B), ldc = _row_stride(C)
     cdef void *pa = cnp.PyArray_DATA(A)
