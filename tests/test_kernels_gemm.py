@@ -289,9 +289,10 @@ def test_out_overlapping_an_input(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bias_inside_out(dtype):
-    # bias is row 0 of out itself: it must be read before the product overwrites it.
-    a, b = _operands(4, 6, 5, dtype, False, False, seed=25)
-    out = _rng(26).standard_normal((4, 6)).astype(dtype)
+    # bias is row 0 of out itself: it must be read before the product overwrites it
+    # (several row tiles, so later tiles would otherwise see the new row 0).
+    a, b = _operands(20, 6, 5, dtype, False, False, seed=25)
+    out = _rng(26).standard_normal((20, 6)).astype(dtype)
     bias = out[0].copy()
     value, bound = _reference(a, b, False, False, bias=bias)
     G.gemm(a, b, out=out, bias=out[0])
