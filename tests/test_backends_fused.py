@@ -500,3 +500,19 @@ def test_input_flatten_and_one_dimensional_binary_targets(float_dtype):
                 layers.Dense(6, activation="elu"), layers.Dense(1, activation="sigmoid")]
     _assert_same_run(lambda: _model(build, OPTIMIZERS["nesterov"], lambda: "binary_crossentropy",
                                     float_dtype), x, y, batch_size=9)
+
+
+def test_probability_categorical_crossentropy_without_softmax_takes_the_per_op_path():
+    """Categorical CE on probabilities renormalises rows before the loss op; the
+    kernels cannot, so a model whose output is not a softmax (no logits fusion)
+    must not run fused, or the two paths would train differently."""
+    import fastnn
+    from fastnn.backends import fused
+
+    model = fastnn.Sequential([fastnn.layers.Dense(3, activation="sigmoid", input_shape=(4,))])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    assert fused.fused_trainer_for(model, 8) is None
+    assert "transforms y_pred" in fused.explain(model, 8)
+    softmax_model = fastnn.Sequential([fastnn.layers.Dense(3, activation="softmax", input_shape=(4,))])
+    softmax_model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    assert fused.fused_trainer_for(softmax_model, 8) is not None

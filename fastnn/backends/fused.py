@@ -133,6 +133,10 @@ def _loss_spec(model):
             or loss.op_name not in LOSS_CODES):
         raise _Decline(f"loss {loss!r} is not a built-in loss")
     fused = _logits_loss(model)
+    if fused is None and not loss.from_logits and type(loss)._op_input is not base._op_input:
+        # e.g. categorical cross-entropy on probabilities renormalises each row in
+        # Python before the op (as Keras does); the kernels have no such step.
+        raise _Decline(f"loss {loss!r} transforms y_pred before the loss op")
     used = fused if fused is not None else loss
     param = used.param
     return {
