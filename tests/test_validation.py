@@ -556,3 +556,16 @@ def test_float64_too_large_for_float32_says_so():
     err = assert_refused(lambda: as_float_array(np.array([1.0, 1e300]), NAME, dtype="float32"),
                          ValueError)
     assert "too large for float32" in str(err) and "1e+300" in str(err)
+
+
+def test_finiteness_check_is_exact_when_finite_values_overflow_the_sum():
+    """The cheap sum-based check falls back to the exact one: huge but finite
+    values whose sum overflows are accepted, a single NaN or inf is refused."""
+    big = np.full(8, np.finfo(np.float32).max, dtype=np.float32)
+    out = as_float_array(big, "x", dtype="float32")
+    np.testing.assert_array_equal(out, big)
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros(1000, dtype=np.float64)
+        x[517] = bad
+        with pytest.raises(ValueError, match="x contains 1 NaN or infinite"):
+            as_float_array(x, "x", dtype="float64")
