@@ -22,6 +22,7 @@ tables); the machine is shared, so read the ratios, not single times.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -191,6 +192,7 @@ def main(argv=None):
 
     verdict = (f"All targets met at {args.threads} threads." if all(checks) else
                f"{checks.count(False)} of {len(checks)} targets missed at {args.threads} threads.")
+    verdict += f" Load average at the end of the run: {os.getloadavg()[0]:.1f}."
     print("\n" + verdict)
     body = "\n".join([
         "Produced by `python -m bench.gemm`. " + header,
@@ -208,6 +210,12 @@ def main(argv=None):
         "(in place); the last three columns compare the bare products.",
         "",
         markdown_table(SEED_HEADERS, seed_rows, align="llllrrrlrrr"),
+        "",
+        "Reading the ranges: on a shared 2-core machine, a 2-thread call stalls for a "
+        "scheduler slice (4-30 ms) whenever another process holds the second core, since "
+        "the call ends only when both threads have run. A median in milliseconds, or a range "
+        "reaching them, marks such stalls. fastnn notices a late worker and runs the next "
+        "small products on one thread for a while (csrc/gemm.c); OpenBLAS keeps waiting.",
         "",
         verdict,
     ])
