@@ -840,51 +840,54 @@ cdef inline void l1l2_grad(const floating *w,   # IN (size,)
 # ---------------------------------------------------------------------------
 # Optimizer updates (torch.optim's single-tensor formulas), in place, one pass
 # ---------------------------------------------------------------------------
-# ``_<name>_chunk`` updates n consecutive parameters. Its options are ``bint``
-# arguments, and ``_<name>_piece`` calls it with literal constants for the
-# common cases: once inlined, that loop has no branch and vectorizes (a loop
-# that tests run-time flags per element does not). The drivers split the
-# parameter into CHUNK pieces. Scalars arrive as double and are rounded to the
-# parameter's type once, as NumPy does with a Python float and a float32 array.
-# Weight decay: coupled adds wd * param to the gradient (torch's weight_decay);
-# decoupled multiplies param by decay = 1 - lr * wd first (AdamW, Keras); decay
-# is 1 when off, and multiplying by 1 is exact, so that product is unconditional.
+# The element loops live in updates.h, stamped out for baseline x86-64 and for
+# AVX and chosen at run time (bit-identical results: same IEEE operations in
+# the same order, no FMA contraction). ``_<name>_piece`` updates n consecutive
+# parameters; the drivers split the parameter into CHUNK pieces. Scalars arrive
+# as double and are rounded to the parameter's type once, as NumPy does with a
+# Python float and a float32 array. Weight decay: coupled adds wd * param to the
+# gradient (torch's weight_decay); decoupled multiplies param by
+# decay = 1 - lr * wd first (AdamW, Keras).
 
-cdef inline void _sgd_chunk(floating *p, const floating *g, floating *buf, Py_ssize_t n,
-                            floating lr, floating momentum, floating one_minus_damp,
-                            floating wd, floating decay, bint use_momentum, bint nesterov,
-                            bint coupled, bint first_step) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating d, b
-    for i in range(n):
-        p[i] = p[i] * decay
-        d = g[i]
-        if coupled:
-            d = d + wd * p[i]
-        if use_momentum:
-            if first_step:
-                b = d                                        # buf = g
-            else:
-                b = buf[i] * momentum + one_minus_damp * d   # buf = mu buf + (1 - dampening) g
-            buf[i] = b
-            d = d + momentum * b if nesterov else b
-        p[i] = p[i] - lr * d
+cdef extern from "updates.h" nogil:
+    void fnn_sgd_f32(float *p, const float *g, float *buf, Py_ssize_t n, float lr,
+                     float momentum, float one_minus_damp, float wd, float decay,
+                     int use_momentum, int nesterov, int coupled, int first_step)
+    void fnn_sgd_f64(double *p, const double *g, double *buf, Py_ssize_t n, double lr,
+                     double momentum, double one_minus_damp, double wd, double decay,
+                     int use_momentum, int nesterov, int coupled, int first_step)
+    void fnn_adam_f32(float *p, const float *g, float *m, float *v, float *v_max,
+                      Py_ssize_t n, float beta_1, float beta_2, float one_minus_b1,
+                      float one_minus_b2, float step_size, float bc2_sqrt, float eps,
+                      float wd, float decay, int coupled, int amsgrad)
+    void fnn_adam_f64(double *p, const double *g, double *m, double *v, double *v_max,
+                      Py_ssize_t n, double beta_1, double beta_2, double one_minus_b1,
+                      double one_minus_b2, double step_size, double bc2_sqrt, double eps,
+                      double wd, double decay, int coupled, int amsgrad)
+    void fnn_rmsprop_f32(float *p, const float *g, float *sq, float *buf, float *gavg,
+                         Py_ssize_t n, float lr, float rho, float one_minus_rho, float eps,
+                         float momentum, float wd, float decay, int coupled, int centered,
+                         int use_momentum)
+    void fnn_rmsprop_f64(double *p, const double *g, double *sq, double *buf, double *gavg,
+                         Py_ssize_t n, double lr, double rho, double one_minus_rho,
+                         double eps, double momentum, double wd, double decay, int coupled,
+                         int centered, int use_momentum)
+    void fnn_adagrad_f32(float *p, const float *g, float *ss, Py_ssize_t n, float clr,
+                         float eps, float wd, float decay, int coupled)
+    void fnn_adagrad_f64(double *p, const double *g, double *ss, Py_ssize_t n, double clr,
+                         double eps, double wd, double decay, int coupled)
 
 
 cdef inline void _sgd_piece(floating *p, const floating *g, floating *buf, Py_ssize_t n,
                             floating lr, floating momentum, floating one_minus_damp,
                             floating wd, floating decay, bint use_momentum, bint nesterov,
                             bint coupled, bint first_step) noexcept nogil:
-    if not coupled and not nesterov and not first_step:
-        if use_momentum:
-            _sgd_chunk(p, g, buf, n, lr, momentum, one_minus_damp, wd, decay,
-                       True, False, False, False)
-        else:
-            _sgd_chunk(p, g, buf, n, lr, momentum, one_minus_damp, wd, decay,
-                       False, False, False, False)
+    if floating is float:
+        fnn_sgd_f32(p, g, buf, n, lr, momentum, one_minus_damp, wd, decay, use_momentum,
+                    nesterov, coupled, first_step)
     else:
-        _sgd_chunk(p, g, buf, n, lr, momentum, one_minus_damp, wd, decay,
-                   use_momentum, nesterov, coupled, first_step)
+        fnn_sgd_f64(p, g, buf, n, lr, momentum, one_minus_damp, wd, decay, use_momentum,
+                    nesterov, coupled, first_step)
 
 
 cdef inline void sgd_update(floating *param,           # INOUT (size,)
@@ -915,42 +918,17 @@ cdef inline void sgd_update(floating *param,           # INOUT (size,)
                    first_step)
 
 
-cdef inline void _adam_chunk(floating *p, const floating *g, floating *m, floating *v,
-                             floating *v_max, Py_ssize_t n, floating beta_1, floating beta_2,
-                             floating one_minus_b1, floating one_minus_b2, floating step_size,
-                             floating bc2_sqrt, floating eps, floating wd, floating decay,
-                             bint coupled, bint amsgrad) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating d, mi, vi, denom
-    for i in range(n):
-        p[i] = p[i] * decay
-        d = g[i]
-        if coupled:
-            d = d + wd * p[i]
-        mi = m[i] * beta_1 + one_minus_b1 * d            # m = b1 m + (1 - b1) g
-        vi = v[i] * beta_2 + one_minus_b2 * d * d        # v = b2 v + (1 - b2) g^2
-        m[i] = mi
-        v[i] = vi
-        if amsgrad:
-            if v_max[i] > vi:
-                vi = v_max[i]
-            v_max[i] = vi
-        # epsilon outside the bias-corrected square root, as torch.optim
-        denom = _sqrt(vi) / bc2_sqrt + eps
-        p[i] = p[i] - step_size * mi / denom
-
-
 cdef inline void _adam_piece(floating *p, const floating *g, floating *m, floating *v,
                              floating *v_max, Py_ssize_t n, floating beta_1, floating beta_2,
                              floating one_minus_b1, floating one_minus_b2, floating step_size,
                              floating bc2_sqrt, floating eps, floating wd, floating decay,
                              bint coupled, bint amsgrad) noexcept nogil:
-    if not coupled and not amsgrad:
-        _adam_chunk(p, g, m, v, v_max, n, beta_1, beta_2, one_minus_b1, one_minus_b2, step_size,
-                    bc2_sqrt, eps, wd, decay, False, False)
+    if floating is float:
+        fnn_adam_f32(p, g, m, v, v_max, n, beta_1, beta_2, one_minus_b1, one_minus_b2,
+                     step_size, bc2_sqrt, eps, wd, decay, coupled, amsgrad)
     else:
-        _adam_chunk(p, g, m, v, v_max, n, beta_1, beta_2, one_minus_b1, one_minus_b2, step_size,
-                    bc2_sqrt, eps, wd, decay, coupled, amsgrad)
+        fnn_adam_f64(p, g, m, v, v_max, n, beta_1, beta_2, one_minus_b1, one_minus_b2,
+                     step_size, bc2_sqrt, eps, wd, decay, coupled, amsgrad)
 
 
 cdef inline void adam_update(floating *param,        # INOUT (size,)
@@ -986,48 +964,17 @@ cdef inline void adam_update(floating *param,        # INOUT (size,)
                     <floating>epsilon, wd, decay, coupled, amsgrad)
 
 
-cdef inline void _rmsprop_chunk(floating *p, const floating *g, floating *sq, floating *buf,
-                                floating *gavg, Py_ssize_t n, floating lr, floating rho,
-                                floating one_minus_rho, floating eps, floating momentum,
-                                floating wd, floating decay, bint coupled, bint centered,
-                                bint use_momentum) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating d, s, a, avg
-    for i in range(n):
-        p[i] = p[i] * decay
-        d = g[i]
-        if coupled:
-            d = d + wd * p[i]
-        s = sq[i] * rho + one_minus_rho * d * d          # E[g^2] = rho E[g^2] + (1 - rho) g^2
-        sq[i] = s
-        if centered:
-            a = gavg[i] * rho + one_minus_rho * d        # E[g] = rho E[g] + (1 - rho) g
-            gavg[i] = a
-            avg = _sqrt(s - a * a) + eps
-        else:
-            avg = _sqrt(s) + eps
-        if use_momentum:
-            buf[i] = buf[i] * momentum + d / avg         # buf = mu buf + g / avg
-            p[i] = p[i] - lr * buf[i]
-        else:
-            p[i] = p[i] - lr * d / avg
-
-
 cdef inline void _rmsprop_piece(floating *p, const floating *g, floating *sq, floating *buf,
                                 floating *gavg, Py_ssize_t n, floating lr, floating rho,
                                 floating one_minus_rho, floating eps, floating momentum,
                                 floating wd, floating decay, bint coupled, bint centered,
                                 bint use_momentum) noexcept nogil:
-    if not coupled and not centered:
-        if use_momentum:
-            _rmsprop_chunk(p, g, sq, buf, gavg, n, lr, rho, one_minus_rho, eps, momentum, wd,
-                           decay, False, False, True)
-        else:
-            _rmsprop_chunk(p, g, sq, buf, gavg, n, lr, rho, one_minus_rho, eps, momentum, wd,
-                           decay, False, False, False)
+    if floating is float:
+        fnn_rmsprop_f32(p, g, sq, buf, gavg, n, lr, rho, one_minus_rho, eps, momentum, wd,
+                        decay, coupled, centered, use_momentum)
     else:
-        _rmsprop_chunk(p, g, sq, buf, gavg, n, lr, rho, one_minus_rho, eps, momentum, wd,
-                       decay, coupled, centered, use_momentum)
+        fnn_rmsprop_f64(p, g, sq, buf, gavg, n, lr, rho, one_minus_rho, eps, momentum, wd,
+                        decay, coupled, centered, use_momentum)
 
 
 cdef inline void rmsprop_update(floating *param,          # INOUT (size,)
@@ -1062,28 +1009,13 @@ cdef inline void rmsprop_update(floating *param,          # INOUT (size,)
                        coupled, centered, momentum > 0)
 
 
-cdef inline void _adagrad_chunk(floating *p, const floating *g, floating *ss, Py_ssize_t n,
-                                floating clr, floating eps, floating wd, floating decay,
-                                bint coupled) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating d, s
-    for i in range(n):
-        p[i] = p[i] * decay
-        d = g[i]
-        if coupled:
-            d = d + wd * p[i]
-        s = ss[i] + d * d                                # sum g^2
-        ss[i] = s
-        p[i] = p[i] - clr * d / (_sqrt(s) + eps)
-
-
 cdef inline void _adagrad_piece(floating *p, const floating *g, floating *ss, Py_ssize_t n,
                                 floating clr, floating eps, floating wd, floating decay,
                                 bint coupled) noexcept nogil:
-    if coupled:
-        _adagrad_chunk(p, g, ss, n, clr, eps, wd, decay, True)
+    if floating is float:
+        fnn_adagrad_f32(p, g, ss, n, clr, eps, wd, decay, coupled)
     else:
-        _adagrad_chunk(p, g, ss, n, clr, eps, wd, decay, False)
+        fnn_adagrad_f64(p, g, ss, n, clr, eps, wd, decay, coupled)
 
 
 cdef inline void adagrad_update(floating *param,       # INOUT (size,)
