@@ -109,6 +109,9 @@ def extensions():
                 f"fastnn._{name}",
                 sources=sources,
                 include_dirs=[numpy.get_include(), CSRC],
+                # Header and .pxd edits must rebuild the modules that include them.
+                depends=sorted(f"{CSRC}/{p.name}" for p in Path(HERE, CSRC).glob("*.[hp]*")
+                               if p.suffix in (".h", ".pxd")),
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             )
         )
