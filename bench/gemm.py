@@ -54,9 +54,9 @@ RELU = ACTIVATION_CODES["relu"]
 # busy-wait after a call, are not competing for the 2 cores with the other's
 # run: OpenBLAS's spin (yielding) for about 0.1 s (2^28 cycles), libgomp's for a
 # few ms. Measured: with a 0.03 s pause fastnn's 2-thread sgemm at n = 512 ran
-# at a third of its speed, in OpenBLAS's wake. Each block starts with untimed
-# warm-up calls, as the first call after a pause meets cold caches and clocks.
-PAUSE = 0.12
+# at a third of its speed, in OpenBLAS's wake. Each block starts with an untimed
+# warm-up batch, as the first calls after a pause meet cold caches and clocks.
+PAUSE = 0.15
 
 
 def _square_rows(gemm, dtypes, sizes, threads, repeats, rng):
@@ -119,7 +119,7 @@ def _seed_rows(gemm, threads, repeats, rng):
             np.testing.assert_allclose(z_fn, z_np, rtol=1e-4, atol=1e-4)
             t = compare({"numpy": numpy_dense, "fastnn": fastnn_dense,
                          "numpy_mm": numpy_matmul, "fastnn_mm": fastnn_gemm},
-                        repeats=repeats, warmup=3, min_time=3e-3, rounds=2, pause=PAUSE,
+                        repeats=repeats, warmup=1, min_time=3e-3, rounds=2, pause=PAUSE,
                         warmup_each_round=True)
         us = {key: v.median * 1e6 for key, v in t.items()}
         rng_us = {key: f"{v.low * 1e6:.1f}-{v.high * 1e6:.1f}" for key, v in t.items()}

@@ -174,13 +174,34 @@ static void fnn_store(int *p, int value) {
 
 static void fnn_set_flag(int *p) { fnn_store(p, 1); }
 
+static double fnn_load_double(const double *p) {
+#if defined(_MSC_VER)
+    return *(volatile const double *)p;
+#else
+    double v;
+    __atomic_load(p, &v, __ATOMIC_RELAXED);
+    return v;
+#endif
+}
+
+static void fnn_store_double(double *p, double value) {
+#if defined(_MSC_VER)
+    *(volatile double *)p = value;
+#else
+    __atomic_store(p, &value, __ATOMIC_RELAXED);
+#endif
+}
+
 /* Small products on a busy machine. A parallel region ends only when every
  * thread has joined it; when another process holds the other core, a worker
  * thread may not run for a whole scheduler slice (milliseconds), and a product
  * worth 30 microseconds then takes 4-8 ms. So small products note when a
- * worker starts late and then run the next small products on the calling
- * thread alone, for a span that doubles while the lateness persists (up to 4096
- * calls) and shrinks once workers start promptly again. Results do not depend
+ * worker starts late, and after two late starts in a row run the next small
+ * products on the calling thread alone, for a span that doubles while the
+ * lateness persists (up to 4096 calls) and shrinks once workers start promptly
+ * again. Only regions that begin soon after the previous one ended count: a
+ * worker that has gone to sleep takes 0.2-0.6 ms to wake here (measured), which
+ * says nothing about the load. Results do not depend
  * on the thread count, so this only moves time. The counters are shared by all
  * callers (relaxed atomics); a lost update between racing callers only shortens
  * or lengthens one span. */
@@ -188,10 +209,14 @@ static void fnn_set_flag(int *p) { fnn_store(p, 1); }
 /* Products below this many multiply-adds (a few ms on one core) are "small" here:
  * a scheduler slice lost at their join would at least double their time. */
 #define FNN_STALL_WORK ((double)(1 << 27))
+/* Workers still spin (libgomp's default wait policy) this soon after a region. */
+#define FNN_SPIN_WINDOW 1e-3 /* seconds */
 #define FNN_SOLO_SPAN_MIN 16
 #define FNN_SOLO_SPAN_MAX 4096
 static int fnn_solo_calls = 0;
 static int fnn_solo_span = FNN_SOLO_SPAN_MIN;
+static int fnn_last_late = 0;
+static double fnn_last_end = -1.0; /* omp_get_wtime() when the last region ended */
 
 static int fnn_small_threads(int nt) {
     const int solo = fnn_load(&fnn_solo_calls);
@@ -207,6 +232,8 @@ static int fnn_small_threads(int nt) {
 void fnn_gemm_reset_backoff(void) {
     fnn_store(&fnn_solo_calls, 0);
     fnn_store(&fnn_solo_span, FNN_SOLO_SPAN_MIN);
+    fnn_store(&fnn_last_late, 0);
+    fnn_store_double(&fnn_last_end, -1.0);
 }
 
 /* Inside a region: a worker that starts FNN_LATE_START after `start` sets `late`. */
@@ -214,12 +241,17 @@ void fnn_gemm_reset_backoff(void) {
     if (omp_get_thread_num() != 0 && omp_get_wtime() - (start) > FNN_LATE_START)          \
         fnn_set_flag(&(late));
 
-static void fnn_note_worker_start(int late) {
-    const int span = fnn_load(&fnn_solo_span);
-    if (late) {
+/* After a region that began at `start`: `late` is whether a worker started late. */
+static void fnn_note_worker_start(double start, int late) {
+    const double previous_end = fnn_load_double(&fnn_last_end);
+    fnn_store_double(&fnn_last_end, omp_get_wtime());
+    if (start - previous_end > FNN_SPIN_WINDOW) late = 0; /* it was asleep: no evidence */
+    const int span = fnn_load(&fnn_solo_span), twice = late && fnn_load(&fnn_last_late);
+    fnn_store(&fnn_last_late, late);
+    if (twice) {
         fnn_store(&fnn_solo_calls, span);
         if (span < FNN_SOLO_SPAN_MAX) fnn_store(&fnn_solo_span, 2 * span);
-    } else if (span > FNN_SOLO_SPAN_MIN) {
+    } else if (!late && span > FNN_SOLO_SPAN_MIN) {
         fnn_store(&fnn_solo_span, span / 2);
     }
 }
@@ -1112,7 +1144,7 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
                 FNN_S(fnn_sup_column)(g, kd, u);
             }
         }
-        fnn_note_worker_start(fnn_load(&late));
+        fnn_note_worker_start(start, fnn_load(&late));
         return;
     }
     /* Tall C: B is at most as large as A here (n < m), so all of it fits L2. */
@@ -1137,7 +1169,7 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
                                      ball + v * k * NR);
         }
     }
-    fnn_note_worker_start(fnn_load(&late));
+    fnn_note_worker_start(start, fnn_load(&late));
 }
 
 /* The packed path on nt threads: thread `tid` computes one contiguous slab of C,
@@ -1215,7 +1247,7 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
             FNN_NOTE_LATE_START(start, late);
             FNN_S(fnn_gemm_slab)(&g, &kd, omp_get_thread_num(), omp_get_num_threads());
         }
-        if (small) fnn_note_worker_start(fnn_load(&late));
+        if (small) fnn_note_worker_start(start, fnn_load(&late));
         return;
     }
 #else
