@@ -123,10 +123,11 @@ def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, rounds=
         As in :func:`measure`; ``number`` (or its calibration) is per candidate.
     rounds : int, optional
         How many times to cycle through the candidates (default ``repeats``).
-    pause : float
-        Seconds to sleep after each candidate's block, so that worker threads
-        that spin after a call (OpenBLAS busy-waits for a while, OpenMP
-        runtimes too) go idle before the next candidate runs.
+    pause : float or dict[str, float]
+        Seconds to sleep after each candidate's block (or after the named
+        candidates' blocks), so that worker threads that spin after a call
+        (OpenBLAS busy-waits for about 0.1 s, OpenMP runtimes for a few ms) go
+        idle before the next candidate runs.
     warmup_each_round : bool
         Warm up at the start of every round, not just the first: after a pause
         the first calls pay for cold caches, sleeping worker threads and a
@@ -147,8 +148,9 @@ def compare(candidates, repeats=7, warmup=1, number=None, min_time=2e-3, rounds=
             for _ in range(warmup if (r == 0 or warmup_each_round) else 0):
                 _time_batch(fn, numbers[name])
             samples[name] += [_time_batch(fn, numbers[name]) for _ in range(share)]
-            if pause:
-                time.sleep(pause)
+            wait = pause.get(name, 0.0) if isinstance(pause, dict) else pause
+            if wait:
+                time.sleep(wait)
     return {name: Timing.from_samples(samples[name], numbers[name]) for name in candidates}
 
 

@@ -50,13 +50,15 @@ SEED_SHAPES = (
     ("dx 3", 32, 64, 10, False, True),
 )
 RELU = ACTIVATION_CODES["relu"]
-# Sleep between candidates' blocks so that one library's worker threads, which
+# Sleep between the libraries' blocks so that one library's worker threads, which
 # busy-wait after a call, are not competing for the 2 cores with the other's
-# run: OpenBLAS's spin (yielding) for about 0.1 s (2^28 cycles), libgomp's for a
-# few ms. Measured: with a 0.03 s pause fastnn's 2-thread sgemm at n = 512 ran
+# run: OpenBLAS's spin for about 0.12 s (measured: a full core of CPU time for
+# 0.12 s after the last call), libgomp's for a few ms. Measured: with a 0.03 s pause fastnn's 2-thread sgemm at n = 512 ran
 # at a third of its speed, in OpenBLAS's wake. Each block starts with an untimed
 # warm-up batch, as the first calls after a pause meet cold caches and clocks.
-PAUSE = 0.15
+PAUSE = 0.15  # after NumPy's blocks
+PAUSE_OMP = 0.01  # after fastnn's
+PAUSES = {"numpy": PAUSE, "fastnn": PAUSE_OMP}
 
 
 def _square_rows(gemm, dtypes, sizes, threads, repeats, rng):
@@ -72,7 +74,7 @@ def _square_rows(gemm, dtypes, sizes, threads, repeats, rng):
                 t = compare({
                     "numpy": lambda: np.matmul(a, b, out=c_np),
                     "fastnn": lambda: gemm(a, b, out=c_fn, num_threads=threads),
-                }, repeats=repeats, warmup=1, min_time=0.03, rounds=repeats, pause=PAUSE,
+                }, repeats=repeats, warmup=1, min_time=0.03, rounds=repeats, pause=PAUSES,
                     warmup_each_round=True)
             # The candidates must agree before their speed means anything.
             tol = 1e-3 if dtype == np.float32 else 1e-10
@@ -117,9 +119,10 @@ def _seed_rows(gemm, threads, repeats, rng):
             numpy_dense()
             fastnn_dense()
             np.testing.assert_allclose(z_fn, z_np, rtol=1e-4, atol=1e-4)
-            t = compare({"numpy": numpy_dense, "fastnn": fastnn_dense,
-                         "numpy_mm": numpy_matmul, "fastnn_mm": fastnn_gemm},
-                        repeats=repeats, warmup=1, min_time=3e-3, rounds=2, pause=PAUSE,
+            t = compare({"numpy": numpy_dense, "numpy_mm": numpy_matmul,
+                         "fastnn": fastnn_dense, "fastnn_mm": fastnn_gemm},
+                        repeats=repeats, warmup=2, min_time=3e-3, rounds=4,
+                        pause={"numpy_mm": PAUSE, "fastnn_mm": PAUSE_OMP},
                         warmup_each_round=True)
         us = {key: v.median * 1e6 for key, v in t.items()}
         rng_us = {key: f"{v.low * 1e6:.1f}-{v.high * 1e6:.1f}" for key, v in t.items()}
@@ -167,7 +170,7 @@ def main(argv=None):
     # Within about two minutes on 2 cores: the single-thread squares take the
     # longest per repeat, so they get fewer.
     repeats_sq = {args.threads: 3 if args.quick else 6, 1: 3 if args.quick else 4}
-    repeats_seed = 4 if args.quick else 12
+    repeats_seed = 4 if args.quick else 16
     thread_counts = [args.threads] + ([1] if args.threads != 1 else [])
 
     header = (f"Machine: {machine_summary()}.\n"

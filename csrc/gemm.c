@@ -236,6 +236,14 @@ void fnn_gemm_reset_backoff(void) {
     fnn_store_double(&fnn_last_end, -1.0);
 }
 
+/* Not part of gemm.h: the back-off state, for diagnostics: calls left to run on
+ * one thread, length of the next span, whether the last counted start was late. */
+void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_late) {
+    *solo_calls = fnn_load(&fnn_solo_calls);
+    *span = fnn_load(&fnn_solo_span);
+    *last_late = fnn_load(&fnn_last_late);
+}
+
 /* Inside a region: a worker that starts FNN_LATE_START after `start` sets `late`. */
 #define FNN_NOTE_LATE_START(start, late)                                                  \
     if (omp_get_thread_num() != 0 && omp_get_wtime() - (start) > FNN_LATE_START)          \

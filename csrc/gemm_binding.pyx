@@ -20,12 +20,17 @@ cdef extern from *:
     int fnn_gemm_set_kernel(const char *name);
     #ifdef _OPENMP
     void fnn_gemm_reset_backoff(void);
+    void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_late);
     #else
     static void fnn_gemm_reset_backoff(void) {}
+    static void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_late) {
+        *solo_calls = 0; *span = 0; *last_late = 0;
+    }
     #endif
     """
     int fnn_gemm_set_kernel(const char *name)
     void fnn_gemm_reset_backoff()
+    void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_late)
 
 cnp.import_array()
 
@@ -255,3 +260,10 @@ def _reset_thread_backoff():
     depend on it; tests of the multi-threaded code call this first.
     """
     fnn_gemm_reset_backoff()
+
+
+def _thread_backoff_state():
+    """``(solo_calls, span, last_late)`` of the busy-machine back-off; for diagnostics."""
+    cdef int solo_calls, span, last_late
+    fnn_gemm_backoff_state(&solo_calls, &span, &last_late)
+    return solo_calls, span, bool(last_late)
