@@ -172,8 +172,6 @@ static void fnn_store(int *p, int value) {
 #endif
 }
 
-static void fnn_set_flag(int *p) { fnn_store(p, 1); }
-
 static double fnn_load_double(const double *p) {
 #if defined(_MSC_VER)
     return *(volatile const double *)p;
@@ -193,19 +191,19 @@ static void fnn_store_double(double *p, double value) {
 }
 
 /* Small products on a busy machine. A parallel region ends only when every
- * thread has joined it; when another process holds the other core, a worker
- * thread may not run for a whole scheduler slice (milliseconds), and a product
- * worth 30 microseconds then takes 4-8 ms. So small products note when a
- * worker starts late, and after two late starts in a row run the next small
- * products on the calling thread alone, for a span that doubles while the
- * lateness persists (up to 4096 calls) and shrinks once workers start promptly
- * again. Only regions that begin soon after the previous one ended count: a
- * worker that has gone to sleep takes 0.2-0.6 ms to wake here (measured), which
- * says nothing about the load. Results do not depend
- * on the thread count, so this only moves time. The counters are shared by all
- * callers (relaxed atomics); a lost update between racing callers only shortens
- * or lengthens one span. */
-#define FNN_LATE_START 2e-4 /* seconds: far above a prompt start (about 1-50 us) */
+ * thread has finished its part; when another process holds the other core, a
+ * worker thread may not run for a whole scheduler slice (milliseconds), and a
+ * product worth 30 microseconds then takes 4-8 ms. So after a small product the
+ * calling thread notes how long it waited at the end of the region for the
+ * others; after two such stalls in a row it runs the next small products alone,
+ * for a span that doubles while the stalls persist (up to 4096 calls) and
+ * shrinks once the team finishes together again. Only regions that begin soon
+ * after the previous one ended count: a worker that has gone to sleep takes
+ * 0.1-2 ms to wake here (measured), which says nothing about the load. Results
+ * do not depend on the thread count, so this only moves time. The counters are
+ * shared by all callers (relaxed atomics); a lost update between racing callers
+ * only shortens or lengthens one span. */
+#define FNN_STALL 2e-4 /* seconds of waiting at the join: far above a clean finish */
 /* Products below this many multiply-adds (a few ms on one core) are "small" here:
  * a scheduler slice lost at their join would at least double their time. */
 #define FNN_STALL_WORK ((double)(1 << 27))
@@ -215,7 +213,7 @@ static void fnn_store_double(double *p, double value) {
 #define FNN_SOLO_SPAN_MAX 4096
 static int fnn_solo_calls = 0;
 static int fnn_solo_span = FNN_SOLO_SPAN_MIN;
-static int fnn_last_late = 0;
+static int fnn_last_stalled = 0;
 static double fnn_last_end = -1.0; /* omp_get_wtime() when the last region ended */
 
 static int fnn_small_threads(int nt) {
@@ -232,34 +230,30 @@ static int fnn_small_threads(int nt) {
 void fnn_gemm_reset_backoff(void) {
     fnn_store(&fnn_solo_calls, 0);
     fnn_store(&fnn_solo_span, FNN_SOLO_SPAN_MIN);
-    fnn_store(&fnn_last_late, 0);
+    fnn_store(&fnn_last_stalled, 0);
     fnn_store_double(&fnn_last_end, -1.0);
 }
 
 /* Not part of gemm.h: the back-off state, for diagnostics: calls left to run on
- * one thread, length of the next span, whether the last counted start was late. */
-void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_late) {
+ * one thread, length of the next span, whether the last counted region stalled. */
+void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_stalled) {
     *solo_calls = fnn_load(&fnn_solo_calls);
     *span = fnn_load(&fnn_solo_span);
-    *last_late = fnn_load(&fnn_last_late);
+    *last_stalled = fnn_load(&fnn_last_stalled);
 }
 
-/* Inside a region: a worker that starts FNN_LATE_START after `start` sets `late`. */
-#define FNN_NOTE_LATE_START(start, late)                                                  \
-    if (omp_get_thread_num() != 0 && omp_get_wtime() - (start) > FNN_LATE_START)          \
-        fnn_set_flag(&(late));
-
-/* After a region that began at `start`: `late` is whether a worker started late. */
-static void fnn_note_worker_start(double start, int late) {
-    const double previous_end = fnn_load_double(&fnn_last_end);
-    fnn_store_double(&fnn_last_end, omp_get_wtime());
-    if (start - previous_end > FNN_SPIN_WINDOW) late = 0; /* it was asleep: no evidence */
-    const int span = fnn_load(&fnn_solo_span), twice = late && fnn_load(&fnn_last_late);
-    fnn_store(&fnn_last_late, late);
+/* After a small product's region, which began at `start`, and in which the
+ * calling thread (thread 0) ran out of work at `caller_done`. */
+static void fnn_note_region(double start, double caller_done) {
+    const double end = omp_get_wtime(), previous_end = fnn_load_double(&fnn_last_end);
+    fnn_store_double(&fnn_last_end, end);
+    const int stalled = end - caller_done > FNN_STALL && start - previous_end < FNN_SPIN_WINDOW;
+    const int span = fnn_load(&fnn_solo_span), twice = stalled && fnn_load(&fnn_last_stalled);
+    fnn_store(&fnn_last_stalled, stalled);
     if (twice) {
         fnn_store(&fnn_solo_calls, span);
         if (span < FNN_SOLO_SPAN_MAX) fnn_store(&fnn_solo_span, 2 * span);
-    } else if (!late && span > FNN_SOLO_SPAN_MIN) {
+    } else if (!stalled && span > FNN_SOLO_SPAN_MIN) {
         fnn_store(&fnn_solo_span, span / 2);
     }
 }
@@ -1140,19 +1134,19 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
                                          const FNN_S(fnn_kernel_desc) *kd, int nt) {
     const ptrdiff_t NR = kd->nr, k = g->k, n_panels = FNN_CEIL_DIV(g->n, NR);
     long next = 0;
-    int late = 0;
+    double caller_done = 0.0;
     const double start = omp_get_wtime();
     if (g->n >= g->m) {
 #pragma omp parallel num_threads(nt)
         {
-            FNN_NOTE_LATE_START(start, late);
             for (;;) {
                 const ptrdiff_t u = fnn_fetch_inc(&next);
                 if (u >= n_panels) break;
                 FNN_S(fnn_sup_column)(g, kd, u);
             }
+            if (omp_get_thread_num() == 0) caller_done = omp_get_wtime();
         }
-        fnn_note_worker_start(start, fnn_load(&late));
+        fnn_note_region(start, caller_done);
         return;
     }
     /* Tall C: B is at most as large as A here (n < m), so all of it fits L2. */
@@ -1166,7 +1160,6 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
     const ptrdiff_t units = FNN_CEIL_DIV(g->m, FNN_SUP_ROWS_PER_UNIT);
 #pragma omp parallel num_threads(nt)
     {
-        FNN_NOTE_LATE_START(start, late);
         for (;;) {
             const ptrdiff_t u = fnn_fetch_inc(&next);
             if (u >= units) break;
@@ -1176,8 +1169,9 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
                 FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, FNN_MIN(NR, g->n - v * NR),
                                      ball + v * k * NR);
         }
+        if (omp_get_thread_num() == 0) caller_done = omp_get_wtime();
     }
-    fnn_note_worker_start(start, fnn_load(&late));
+    fnn_note_region(start, caller_done);
 }
 
 /* The packed path on nt threads: thread `tid` computes one contiguous slab of C,
@@ -1248,14 +1242,14 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
     const ptrdiff_t slabs = n >= m ? FNN_CEIL_DIV(n, kd.nr) : FNN_CEIL_DIV(m, kd.mr);
     if (nt > slabs) nt = (int)slabs;
     if (nt > 1) {
-        int late = 0;
+        double caller_done = 0.0;
         const double start = omp_get_wtime();
 #pragma omp parallel num_threads(nt)
         {
-            FNN_NOTE_LATE_START(start, late);
             FNN_S(fnn_gemm_slab)(&g, &kd, omp_get_thread_num(), omp_get_num_threads());
+            if (omp_get_thread_num() == 0) caller_done = omp_get_wtime();
         }
-        if (small) fnn_note_worker_start(start, fnn_load(&late));
+        if (small) fnn_note_region(start, caller_done);
         return;
     }
 #else

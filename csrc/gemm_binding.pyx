@@ -20,17 +20,17 @@ cdef extern from *:
     int fnn_gemm_set_kernel(const char *name);
     #ifdef _OPENMP
     void fnn_gemm_reset_backoff(void);
-    void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_late);
+    void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_stalled);
     #else
     static void fnn_gemm_reset_backoff(void) {}
-    static void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_late) {
+    static void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_stalled) {
         *solo_calls = 0; *span = 0; *last_late = 0;
     }
     #endif
     """
     int fnn_gemm_set_kernel(const char *name)
     void fnn_gemm_reset_backoff()
-    void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_late)
+    void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_stalled)
 
 cnp.import_array()
 
@@ -255,15 +255,16 @@ def _set_kernel(name):
 def _reset_thread_backoff():
     """Let the next small products use several threads again; for tests.
 
-    After a worker thread starts late (another process holds the CPU), small
-    products run on one thread for a while (see csrc/gemm.c). Results never
+    After the threads of small products repeatedly fail to finish together
+    (another process holds a CPU), they run on one thread for a while (see
+    csrc/gemm.c). Results never
     depend on it; tests of the multi-threaded code call this first.
     """
     fnn_gemm_reset_backoff()
 
 
 def _thread_backoff_state():
-    """``(solo_calls, span, last_late)`` of the busy-machine back-off; for diagnostics."""
-    cdef int solo_calls, span, last_late
-    fnn_gemm_backoff_state(&solo_calls, &span, &last_late)
-    return solo_calls, span, bool(last_late)
+    """``(solo_calls, span, last_stalled)`` of the busy-machine back-off; for diagnostics."""
+    cdef int solo_calls, span, last_stalled
+    fnn_gemm_backoff_state(&solo_calls, &span, &last_stalled)
+    return solo_calls, span, bool(last_stalled)
