@@ -121,7 +121,7 @@ def _seed_rows(gemm, threads, repeats, rng):
             np.testing.assert_allclose(z_fn, z_np, rtol=1e-4, atol=1e-4)
             t = compare({"numpy": numpy_dense, "numpy_mm": numpy_matmul,
                          "fastnn": fastnn_dense, "fastnn_mm": fastnn_gemm},
-                        repeats=repeats, warmup=2, min_time=3e-3, rounds=4,
+                        repeats=repeats, warmup=2, min_time=3e-3, rounds=min(6, repeats),
                         pause={"numpy_mm": PAUSE, "fastnn_mm": PAUSE_OMP},
                         warmup_each_round=True)
         us = {key: v.median * 1e6 for key, v in t.items()}
@@ -170,7 +170,7 @@ def main(argv=None):
     # Within about two minutes on 2 cores: the single-thread squares take the
     # longest per repeat, so they get fewer.
     repeats_sq = {args.threads: 3 if args.quick else 6, 1: 3 if args.quick else 4}
-    repeats_seed = 4 if args.quick else 16
+    repeats_seed = 4 if args.quick else 24
     thread_counts = [args.threads] + ([1] if args.threads != 1 else [])
 
     header = (f"Machine: {machine_summary()}.\n"
