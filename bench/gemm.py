@@ -217,8 +217,9 @@ def main(argv=None):
         "Reading the ranges: on a shared 2-core machine, a 2-thread call stalls for a "
         "scheduler slice (4-30 ms) whenever another process holds the second core, since "
         "the call ends only when both threads have run. A median in milliseconds, or a range "
-        "reaching them, marks such stalls. fastnn notices a late worker and runs the next "
-        "small products on one thread for a while (csrc/gemm.c); OpenBLAS keeps waiting.",
+        "reaching them, marks such stalls. fastnn notices when its threads repeatedly fail to "
+        "finish together and runs the next small products on one thread for a while "
+        "(csrc/gemm.c); OpenBLAS keeps waiting.",
         "",
         verdict,
     ])
