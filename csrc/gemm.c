@@ -21,8 +21,11 @@
  *
  * Small problems (A small enough to stay in L2) skip the packing of A: a second
  * kernel reads op(A) in place and B in place or packed per column panel, over
- * the whole k range at once (BLIS's "sup" path). Which path runs depends on the
- * shape only.
+ * the whole k range at once (BLIS's "sup" path). One or two rows of C (one
+ * sample at inference) skip packing altogether: a row kernel streams B where
+ * it lies, up to 64 columns of the row at a time. Which path runs depends on
+ * the shape only; the sup and row kernels compute an element by the same
+ * chain of FMAs, so a sample alone gets exactly its row of a small batch.
  *
  * Threads: C is cut into one slab per thread along its longer side, on tile
  * boundaries; each thread packs what its slab needs and never waits for the
@@ -754,6 +757,168 @@ fnn_sup_body_f64(const int ROWS, ptrdiff_t k, const double *a, ptrdiff_t rs_a, p
 FNN_SUP_DISPATCH(f32, float)
 FNN_SUP_DISPATCH(f64, double)
 
+/* ---- one row of C from B in place (m <= FNN_ROW_MAX_M, B not transposed) ----------
+ *
+ * One sample at inference: the 4-row sup tile would compute four rows to keep
+ * one, and packing B only pays when the packed panel is re-read by several row
+ * tiles. This kernel streams the rows of B where they lie instead, NV vectors
+ * (up to 64 floats or 32 doubles) of one row of C at a time, so NV independent
+ * FMA chains hide the FMA latency. Each element is the same chain as in the
+ * other kernels (FMAs from zero in p order, then alpha, beta*C, bias, preact,
+ * relu), so a row computed here equals the row computed in a batch by the sup
+ * kernel, bit for bit. Columns past `cols` are masked out of every load and
+ * store: nothing outside the operands is touched. */
+/* The body is written once over the vector type and ops named R_*, defined
+ * around each of the two functions below. */
+#define FNN_ROW_LOADB(v) \
+    ((FULL || (v) < NV - 1) ? R_LOADU(bp + (v) * R_HALF) : R_MLOAD(bp + (v) * R_HALF, mlast))
+#define FNN_ROW_FMA(v) if (NV > (v)) acc##v = R_FMADD(ai, FNN_ROW_LOADB(v), acc##v);
+#define FNN_ROW_STORE(v)                                                                    \
+    if (NV > (v)) {                                                                         \
+        const int edge = !FULL && (v) == NV - 1;                                            \
+        R_W *cv = c + (v) * R_HALF;                                                         \
+        R_V r = R_MUL(va, acc##v);                                                          \
+        if (beta != 0) r = R_FMADD(vb, edge ? R_MLOAD(cv, mlast) : R_LOADU(cv), r);         \
+        if (bias != NULL) {                                                                 \
+            const R_W *bv = bias + (v) * R_HALF;                                            \
+            r = R_ADD(r, edge ? R_MLOAD(bv, mlast) : R_LOADU(bv));                          \
+        }                                                                                   \
+        if (preact != NULL) {                                                               \
+            if (edge) R_MSTORE(preact + (v) * R_HALF, mlast, r);                            \
+            else R_STOREU(preact + (v) * R_HALF, r);                                        \
+        }                                                                                   \
+        if (relu) r = R_MAX(r, R_SETZERO());                                                \
+        if (edge) R_MSTORE(cv, mlast, r);                                                   \
+        else R_STOREU(cv, r);                                                               \
+    }
+#define FNN_ROW_BODY                                                                        \
+    R_V acc0 = R_SETZERO(), acc1 = R_SETZERO(), acc2 = R_SETZERO(), acc3 = R_SETZERO();     \
+    R_V acc4 = R_SETZERO(), acc5 = R_SETZERO(), acc6 = R_SETZERO(), acc7 = R_SETZERO();     \
+    const __m256i mlast = R_MASK;                                                           \
+    const R_W *bp = b, *ap = a;                                                             \
+    for (ptrdiff_t p = 0; p < k; p++, bp += ldb, ap += cs_a) {                              \
+        const R_V ai = R_BCAST(ap);                                                         \
+        FNN_ROW_FMA(0) FNN_ROW_FMA(1) FNN_ROW_FMA(2) FNN_ROW_FMA(3)                         \
+        FNN_ROW_FMA(4) FNN_ROW_FMA(5) FNN_ROW_FMA(6) FNN_ROW_FMA(7)                         \
+    }                                                                                       \
+    const R_V va = R_SET1(alpha), vb = R_SET1(beta);                                        \
+    FNN_ROW_STORE(0) FNN_ROW_STORE(1) FNN_ROW_STORE(2) FNN_ROW_STORE(3)                     \
+    FNN_ROW_STORE(4) FNN_ROW_STORE(5) FNN_ROW_STORE(6) FNN_ROW_STORE(7)
+
+#define R_V __m256
+#define R_W float
+#define R_HALF 8
+#define R_SETZERO _mm256_setzero_ps
+#define R_SET1 _mm256_set1_ps
+#define R_MUL _mm256_mul_ps
+#define R_ADD _mm256_add_ps
+#define R_MAX _mm256_max_ps
+#define R_FMADD _mm256_fmadd_ps
+#define R_BCAST _mm256_broadcast_ss
+#define R_LOADU _mm256_loadu_ps
+#define R_STOREU _mm256_storeu_ps
+#define R_MLOAD _mm256_maskload_ps
+#define R_MSTORE _mm256_maskstore_ps
+/* Lane l of the last vector is live when (NV-1)*8 + l < cols. */
+#define R_MASK                                                                              \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cols - (NV - 1) * 8)),                       \
+                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+FNN_AVX2 static inline __attribute__((always_inline)) void
+fnn_row_body_f32(const int NV, const int FULL, ptrdiff_t k, const float *a, ptrdiff_t cs_a,
+                 const float *b, ptrdiff_t ldb, ptrdiff_t cols, float *c, float alpha, float beta,
+                 const float *bias, float *preact, int relu) {
+    FNN_ROW_BODY
+}
+#undef R_V
+#undef R_W
+#undef R_HALF
+#undef R_SETZERO
+#undef R_SET1
+#undef R_MUL
+#undef R_ADD
+#undef R_MAX
+#undef R_FMADD
+#undef R_BCAST
+#undef R_LOADU
+#undef R_STOREU
+#undef R_MLOAD
+#undef R_MSTORE
+#undef R_MASK
+
+#define R_V __m256d
+#define R_W double
+#define R_HALF 4
+#define R_SETZERO _mm256_setzero_pd
+#define R_SET1 _mm256_set1_pd
+#define R_MUL _mm256_mul_pd
+#define R_ADD _mm256_add_pd
+#define R_MAX _mm256_max_pd
+#define R_FMADD _mm256_fmadd_pd
+#define R_BCAST _mm256_broadcast_sd
+#define R_LOADU _mm256_loadu_pd
+#define R_STOREU _mm256_storeu_pd
+#define R_MLOAD _mm256_maskload_pd
+#define R_MSTORE _mm256_maskstore_pd
+#define R_MASK                                                                              \
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(cols - (NV - 1) * 4)),                \
+                       _mm256_setr_epi64x(0, 1, 2, 3))
+FNN_AVX2 static inline __attribute__((always_inline)) void
+fnn_row_body_f64(const int NV, const int FULL, ptrdiff_t k, const double *a, ptrdiff_t cs_a,
+                 const double *b, ptrdiff_t ldb, ptrdiff_t cols, double *c, double alpha,
+                 double beta, const double *bias, double *preact, int relu) {
+    FNN_ROW_BODY
+}
+#undef R_V
+#undef R_W
+#undef R_HALF
+#undef R_SETZERO
+#undef R_SET1
+#undef R_MUL
+#undef R_ADD
+#undef R_MAX
+#undef R_FMADD
+#undef R_BCAST
+#undef R_LOADU
+#undef R_STOREU
+#undef R_MLOAD
+#undef R_MSTORE
+#undef R_MASK
+
+/* Specialisations for NV = 1..8 vectors, full or with a masked last vector. */
+#define FNN_ROW_VARIANT(SFX, W, NV, FULL)                                                   \
+    FNN_AVX2 static void fnn_row##NV##_##FULL##_##SFX(                                      \
+        ptrdiff_t k, const W *a, ptrdiff_t cs_a, const W *b, ptrdiff_t ldb, ptrdiff_t cols, \
+        W *c, W alpha, W beta, const W *bias, W *preact, int relu) {                        \
+        fnn_row_body_##SFX(NV, FULL, k, a, cs_a, b, ldb, cols, c, alpha, beta, bias, preact,\
+                           relu);                                                           \
+    }
+#define FNN_ROW_VARIANTS(SFX, W, NV) FNN_ROW_VARIANT(SFX, W, NV, 0) FNN_ROW_VARIANT(SFX, W, NV, 1)
+#define FNN_ROW_DISPATCH(SFX, W, HALF)                                                      \
+    FNN_ROW_VARIANTS(SFX, W, 1) FNN_ROW_VARIANTS(SFX, W, 2) FNN_ROW_VARIANTS(SFX, W, 3)     \
+    FNN_ROW_VARIANTS(SFX, W, 4) FNN_ROW_VARIANTS(SFX, W, 5) FNN_ROW_VARIANTS(SFX, W, 6)     \
+    FNN_ROW_VARIANTS(SFX, W, 7) FNN_ROW_VARIANTS(SFX, W, 8)                                 \
+    typedef void (*fnn_row_variant_##SFX)(ptrdiff_t, const W *, ptrdiff_t, const W *,       \
+                                          ptrdiff_t, ptrdiff_t, W *, W, W, const W *, W *, int); \
+    static const fnn_row_variant_##SFX fnn_row_table_##SFX[8][2] = {                        \
+        {fnn_row1_0_##SFX, fnn_row1_1_##SFX}, {fnn_row2_0_##SFX, fnn_row2_1_##SFX},         \
+        {fnn_row3_0_##SFX, fnn_row3_1_##SFX}, {fnn_row4_0_##SFX, fnn_row4_1_##SFX},         \
+        {fnn_row5_0_##SFX, fnn_row5_1_##SFX}, {fnn_row6_0_##SFX, fnn_row6_1_##SFX},         \
+        {fnn_row7_0_##SFX, fnn_row7_1_##SFX}, {fnn_row8_0_##SFX, fnn_row8_1_##SFX}};        \
+    /* Columns [0, n) of one row of C, 8*HALF at a time. */                                 \
+    static void fnn_row_avx2_##SFX(ptrdiff_t k, const W *a, ptrdiff_t cs_a, const W *b,     \
+                                   ptrdiff_t ldb, ptrdiff_t n, W *c, W alpha, W beta,       \
+                                   const W *bias, W *preact, int relu) {                    \
+        for (ptrdiff_t j = 0; j < n; j += 8 * HALF) {                                       \
+            const ptrdiff_t cols = FNN_MIN(8 * HALF, n - j);                                \
+            const ptrdiff_t nv = FNN_CEIL_DIV(cols, HALF);                                  \
+            fnn_row_table_##SFX[nv - 1][cols == nv * HALF](                                 \
+                k, a, cs_a, b + j, ldb, cols, c + j, alpha, beta, bias ? bias + j : NULL,   \
+                preact ? preact + j : NULL, relu);                                          \
+        }                                                                                   \
+    }
+FNN_ROW_DISPATCH(f32, float, 8)
+FNN_ROW_DISPATCH(f64, double, 4)
+
 /* The epilogue compiled for AVX2 (the shared row helper inlines and vectorizes). */
 FNN_AVX2 static void fnn_epilogue_avx2_f32(float *c, ptrdiff_t ldc, ptrdiff_t mr, ptrdiff_t nr,
                                            const float *bias, int act, float param,
@@ -802,6 +967,9 @@ typedef void (*FNN_S(fnn_ukr_fn))(ptrdiff_t kc, const T *a, const T *b, T *c, pt
 typedef void (*FNN_S(fnn_sup_fn))(ptrdiff_t k, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
                                   ptrdiff_t mr, ptrdiff_t nr, const T *b, T *c, ptrdiff_t ldc,
                                   T alpha, T beta, const T *bias, T *preact, int relu);
+typedef void (*FNN_S(fnn_row_fn))(ptrdiff_t k, const T *a, ptrdiff_t cs_a, const T *b,
+                                  ptrdiff_t ldb, ptrdiff_t n, T *c, T alpha, T beta,
+                                  const T *bias, T *preact, int relu);
 typedef void (*FNN_S(fnn_pack_t_fn))(const T *src, ptrdiff_t lds, ptrdiff_t kc, T *dst);
 typedef void (*FNN_S(fnn_epilogue_fn))(T *c, ptrdiff_t ldc, ptrdiff_t mr, ptrdiff_t nr,
                                        const T *bias, int act, T param, T *preact);
@@ -812,6 +980,7 @@ typedef struct {
     ptrdiff_t mc, kc, nc; /* cache blocks: MC x KC of A in L2, KC x NR of B in L1 */
     FNN_S(fnn_ukr_fn) ukr;
     FNN_S(fnn_sup_fn) sup; /* small-problem kernel, or NULL: always pack */
+    FNN_S(fnn_row_fn) row; /* one row of C from B in place, or NULL */
     FNN_S(fnn_pack_t_fn) pack_t; /* transposing pack of a full NR panel, or NULL */
     FNN_S(fnn_pack_t_fn) pack_ta; /* same for a full MR panel of A (not transposed) */
     FNN_S(fnn_epilogue_fn) epilogue;
@@ -878,6 +1047,7 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
     d.nc = 4096;
     d.ukr = FNN_S(fnn_ukr_portable);
     d.sup = NULL;
+    d.row = NULL;
     d.pack_t = NULL;
     d.pack_ta = NULL;
     d.epilogue = FNN_S(fnn_epilogue_portable);
@@ -893,6 +1063,7 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
         d.nc = 4080;
         d.ukr = FNN_S(fnn_ukr_avx2);
         d.sup = FNN_S(fnn_sup_avx2);
+        d.row = FNN_S(fnn_row_avx2);
         d.pack_t = sizeof(T) == 4 ? (FNN_S(fnn_pack_t_fn))fnn_pack_t16_avx2_f32
                                   : (FNN_S(fnn_pack_t_fn))fnn_pack_t8_avx2_f64;
         d.pack_ta = sizeof(T) == 4 ? (FNN_S(fnn_pack_t_fn))fnn_pack_t6_avx2_f32
@@ -1193,6 +1364,54 @@ static void FNN_S(fnn_gemm_slab)(const FNN_S(fnn_gemm_args) *g,
 }
 #endif
 
+/* ---- a few rows: B in place, no packing ------------------------------------------ */
+
+/* Rows of C up to which the row kernel beats the packed sup tile: at one row it
+ * does a quarter of the sup tile's FMAs and no packing. */
+#define FNN_ROW_MAX_M 2
+
+/* C[:, j0:j1] row by row with the row kernel (B not transposed). */
+static void FNN_S(fnn_rows_block)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
+                                  ptrdiff_t j0, ptrdiff_t j1) {
+    const ptrdiff_t rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
+    for (ptrdiff_t i = 0; i < g->m; i++) {
+        T *c = g->c + i * g->ldc + j0;
+        T *preact = g->preact ? g->preact + i * g->ldc + j0 : NULL;
+        const T *bias = g->bias ? g->bias + j0 : NULL;
+        if (g->epilogue_in_kernel) {
+            kd->row(g->k, g->a + i * rs_a, cs_a, g->b + j0, g->ldb, j1 - j0, c, g->alpha, g->beta,
+                    bias, preact, g->act == FNN_ACT_RELU);
+        } else {
+            kd->row(g->k, g->a + i * rs_a, cs_a, g->b + j0, g->ldb, j1 - j0, c, g->alpha, g->beta,
+                    NULL, NULL, 0);
+            kd->epilogue(c, g->ldc, 1, j1 - j0, bias, g->act, g->act_param, preact);
+        }
+    }
+}
+
+/* The row path on nt threads: columns cut into one slab per thread on multiples
+ * of 64 (every element is computed the same way whoever computes it). Pays only
+ * when B is large: the row path is bound by streaming B from memory. */
+static void FNN_S(fnn_gemm_rows)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
+                                 int nt) {
+#ifdef _OPENMP
+    const ptrdiff_t chunks = FNN_CEIL_DIV(g->n, 64);
+    if (nt > chunks) nt = (int)chunks;
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            ptrdiff_t lo, hi;
+            fnn_split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            if (lo < hi) FNN_S(fnn_rows_block)(g, kd, lo * 64, FNN_MIN(hi * 64, g->n));
+        }
+        return;
+    }
+#else
+    (void)nt;
+#endif
+    FNN_S(fnn_rows_block)(g, kd, 0, g->n);
+}
+
 /* ---- entry point ------------------------------------------------------------------ */
 
 void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
@@ -1227,6 +1446,11 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
             for (ptrdiff_t j = 0; j < n; j++) ci[j] = beta == (T)0 ? (T)0 : beta * ci[j];
         }
         kd.epilogue(c, ldc, m, n, bias, act, act_param, preact);
+        return;
+    }
+
+    if (m <= FNN_ROW_MAX_M && !trans_b && kd.row != NULL) {
+        FNN_S(fnn_gemm_rows)(&g, &kd, fnn_threads_for(num_threads, m, n, k));
         return;
     }
 

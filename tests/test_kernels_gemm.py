@@ -23,6 +23,9 @@ SHAPES = [
     (6, 16, 4), (6, 8, 4), (12, 32, 257), (31, 37, 41), (97, 101, 103),
     (32, 64, 784), (32, 10, 64), (784, 64, 32), (32, 784, 64),
     (300, 517, 263), (157, 40, 1031),
+    # the one-row path (m <= 2, B read in place): partial vectors, several
+    # 64-column chunks, a masked last vector after full ones
+    (1, 64, 784), (1, 10, 64), (2, 130, 33), (1, 67, 5), (2, 203, 17),
 ]
 
 
@@ -170,6 +173,8 @@ def test_out_none_ignores_beta(dtype):
     (13, 17, 11, False, False),   # one edge tile
     (784, 64, 32, True, False),   # small-problem path
     (300, 40, 263, True, True),   # packed path, two k-blocks, edge columns
+    (1, 75, 40, False, False),    # one-row path, masked last vector
+    (2, 64, 30, True, False),     # one-row path, A transposed
 ])
 def test_bias_activation_epilogue(m, n, k, trans_a, trans_b, name, dtype):
     a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=4)
@@ -317,6 +322,7 @@ def test_broadcast_rows_in_input(dtype):
     (32, 784, 64, False, True),      # small-problem path, split along n
     (784, 64, 32, True, False),      # small-problem path, split along m
     (157, 4100, 101, False, False),  # several column blocks
+    (1, 3000, 400, False, False),    # one-row path, columns split between threads
 ])
 def test_threads_bit_identical(m, n, k, trans_a, trans_b, dtype):
     a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=20)
@@ -329,6 +335,33 @@ def test_threads_bit_identical(m, n, k, trans_a, trans_b, dtype):
     three = G.gemm(a, b, trans_a, trans_b, num_threads=3, **kw)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(one, three)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ["relu", "linear", "gelu"])
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_rows_alone_equal_rows_in_a_batch(trans_a, act, dtype):
+    """One sample through the one-row kernel gives exactly its row of the batched
+    product (the small-problem path): same FMA chain per element."""
+    a, b = _operands(32, 64, 784, dtype, trans_a, False, seed=30)
+    bias = _rng(31).standard_normal(64).astype(dtype)
+    kw = dict(bias=bias, activation=ACTIVATION_CODES[act], alpha=0.75)
+    batch = G.gemm(a, b, trans_a, False, **kw)
+    for rows in (slice(0, 1), slice(5, 7), slice(31, 32)):
+        part = a[:, rows] if trans_a else a[rows]
+        np.testing.assert_array_equal(G.gemm(part, b, trans_a, False, **kw), batch[rows])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_row_path_reads_and_writes_only_its_operands(dtype):
+    """The masked last vector must not read past B's row or write past C's."""
+    a, b = _operands(1, 9, 6, dtype, False, False, seed=32)
+    wide = np.full((6, 16), np.nan, dtype)
+    wide[:, :9] = b
+    out = np.full((1, 16), -7.0, dtype)
+    G.gemm(a, wide[:, :9], out=out[:, :9], beta=0.0)
+    assert np.all(out[:, 9:] == -7.0)
+    _assert_close(out[:, :9], *_reference(a, b, False, False))
 
 
 def test_nonpositive_thread_count_means_one():
