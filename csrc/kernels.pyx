@@ -21,7 +21,7 @@ runs the reference op.
 import numpy as np
 
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from kernels cimport (
     LOSS_BCE, LOSS_CCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SPARSE_CCE,
@@ -37,7 +37,7 @@ cnp.import_array()
 __all__ = [
     "LOSS_CODES", "activation", "activation_backward", "dense_forward", "dense_backward",
     "loss", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
-    "clip_by_value", "scale", "sum_squares", "l1l2_penalty", "l1l2_grad",
+    "clip_by_value", "scale", "sum_squares", "l1l2_penalty", "l1l2_grad", "all_finite",
 ]
 
 #: Loss names of the backend interface -> codes of kernels.pxd's ``loss_rows``.
@@ -769,3 +769,66 @@ def l1l2_grad(w, double l1, double l2, grad, int num_threads=1):
         else:
             _l1l2_grad(<double *>pw, l1, l2, <double *>pg, size, num_threads)
     return True
+
+
+# ---------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------
+
+# A float is NaN or infinite exactly when its exponent bits are all ones. Testing
+# the bits is integer work the compiler vectorizes (a float comparison reduction
+# would not be, without -ffast-math), and blocks let a bad value stop the scan.
+cdef enum:
+    _FINITE_BLOCK = 4096
+
+cdef bint _all_finite_f32(const uint32_t *u, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t lo = 0, i, hi
+    cdef uint32_t bad
+    while lo < n:
+        hi = min(lo + _FINITE_BLOCK, n)
+        bad = 0
+        for i in range(lo, hi):
+            bad |= <uint32_t>((u[i] & 0x7f800000u) == 0x7f800000u)
+        if bad:
+            return False
+        lo = hi
+    return True
+
+
+cdef bint _all_finite_f64(const uint64_t *u, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t lo = 0, i, hi
+    cdef uint64_t bad
+    while lo < n:
+        hi = min(lo + _FINITE_BLOCK, n)
+        bad = 0
+        for i in range(lo, hi):
+            bad |= <uint64_t>((u[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u)
+        if bad:
+            return False
+        lo = hi
+    return True
+
+
+def all_finite(x):
+    """Whether every value of ``x`` is finite, or None when ``x`` is not a
+    C-contiguous float32/float64 array (the caller then checks with NumPy).
+
+    No temporary array, a few hundred nanoseconds for one sample: this is the
+    check on every batch that reaches the compiled predictor.
+    """
+    if not isinstance(x, cnp.ndarray):
+        return None
+    cdef cnp.ndarray X = <cnp.ndarray>x
+    cdef int t = cnp.PyArray_TYPE(X)
+    if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not cnp.PyArray_IS_C_CONTIGUOUS(X) \
+            or not cnp.PyArray_ISALIGNED(X):
+        return None
+    cdef const void *p = cnp.PyArray_DATA(X)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(X)
+    cdef bint ok
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            ok = _all_finite_f32(<const uint32_t *>p, n)
+        else:
+            ok = _all_finite_f64(<const uint64_t *>p, n)
+    return ok

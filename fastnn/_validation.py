@@ -128,11 +128,26 @@ def _all_finite(a) -> bool:
     A sum is NaN or infinite whenever one of its terms is, so a finite sum settles
     the question without the array-sized boolean temporary of ``np.isfinite(a)``
     (47 MB for MNIST's training set); only a non-finite sum, which finite terms can
-    also reach by overflowing, needs the exact element-wise check.
+    also reach by overflowing, needs the exact element-wise check. The compiled
+    check, when built, reads the exponent bits instead (no sum, no temporary).
     """
+    global _compiled_all_finite
+    if _compiled_all_finite is None:
+        try:
+            from fastnn._kernels import all_finite as _compiled_all_finite
+        except ImportError:  # reference-only installation
+            _compiled_all_finite = False
+    if _compiled_all_finite:
+        verdict = _compiled_all_finite(a)
+        if verdict is not None:
+            return verdict
     with np.errstate(over="ignore", invalid="ignore"):
         total = np.sum(a)
     return bool(np.isfinite(total)) or bool(np.isfinite(a).all())
+
+
+# fastnn._kernels.all_finite once looked up; False when the module is not built.
+_compiled_all_finite = None
 
 
 def as_label_array(y, name: str, *, num_classes=None) -> np.ndarray:

@@ -614,3 +614,31 @@ def test_l1l2(float_dtype, rng, l1, l2):
         assert FAST.l1l2_grad(w, l1, l2, grad) is grad
         REF.l1l2_grad(w, l1, l2, ref)
         assert_close(grad, ref, float_dtype)
+
+
+# ---------------------------------------------------------------------------
+# Validation: the compiled finiteness check against NumPy's
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 7, 4096, 4097, 10001])
+def test_all_finite_matches_numpy(size, dtype):
+    from fastnn._kernels import all_finite
+    info = np.finfo(dtype)
+    # extremes that are finite: largest, smallest normal, a subnormal, negative zero
+    x = np.resize(np.array([info.max, -info.max, info.tiny, info.tiny / 4, -0.0, 1.5], dtype),
+                  size)
+    assert all_finite(x) is True
+    for bad in (np.nan, np.inf, -np.inf):
+        for pos in {0, size // 2, size - 1, min(4096, size - 1)} if size else ():
+            y = x.copy()
+            y[pos] = bad
+            assert all_finite(y) is bool(np.isfinite(y).all()) is False
+
+
+def test_all_finite_declines_what_it_cannot_scan():
+    from fastnn._kernels import all_finite
+    x = np.ones((4, 6))
+    assert all_finite(x[:, ::2]) is None  # not contiguous
+    assert all_finite(x.astype(np.float16)) is None
+    assert all_finite([1.0, 2.0]) is None

@@ -11,7 +11,7 @@ import inspect
 
 import numpy as np
 
-from fastnn._validation import as_float_array
+from fastnn._validation import _all_finite, as_float_array
 from fastnn.layers import InputLayer, Layer, deserialize, serialize
 from fastnn.layers.base import normalize_shape, unique_name
 from fastnn.models.training import TrainingMixin
@@ -203,7 +203,7 @@ class Sequential(TrainingMixin):
         """
         if (self.built and type(x) is np.ndarray and x.dtype == self.dtype and x.flags.c_contiguous
                 and x.shape[1:] == self._in_shape and x.shape[0] > 0 and x.ndim > 1
-                and np.isfinite(x).all()):
+                and _all_finite(x)):
             return x  # already what the kernels take: skip the general checks (latency)
         x = as_float_array(x, name, dtype=self.dtype)
         if x.ndim < 2:
