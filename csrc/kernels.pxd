@@ -285,17 +285,20 @@ cdef inline void _act_backward_chunk(int code, floating param,
     slope needs x); gelu and gelu_tanh need x.
     """
     cdef Py_ssize_t i
-    cdef floating t, u, cdf, pdf
+    cdef floating t, u, v, cdf, pdf
+    cdef const floating *s = z if z != NULL else y
+    # The piecewise derivatives load every operand before the select: a select of
+    # two loaded values compiles to a vector blend, while `g[i] if s[i] > 0 else 0`
+    # becomes a branch per element that mispredicts on about half the units of a
+    # layer (4.6 ns per element instead of well under one).
     if code == FNN_ACT_LINEAR:
         if out != g:
             memcpy(out, g, n * sizeof(floating))
     elif code == FNN_ACT_RELU:
-        if z != NULL:
-            for i in range(n):
-                out[i] = g[i] if z[i] > 0 else 0
-        else:
-            for i in range(n):
-                out[i] = g[i] if y[i] > 0 else 0
+        for i in range(n):
+            v = g[i]
+            t = s[i]
+            out[i] = v if t > 0 else 0
     elif code == FNN_ACT_SIGMOID:
         for i in range(n):
             out[i] = g[i] * y[i] * (1 - y[i])
@@ -307,12 +310,16 @@ cdef inline void _act_backward_chunk(int code, floating param,
             out[i] = g[i] * y[i]
     elif code == FNN_ACT_LEAKY_RELU:
         for i in range(n):
-            t = z[i] if z != NULL else y[i]
-            out[i] = g[i] if t > 0 else param * g[i]
+            v = g[i]
+            t = s[i]
+            u = param * v
+            out[i] = v if t > 0 else u
     elif code == FNN_ACT_ELU:
         for i in range(n):
-            t = z[i] if z != NULL else y[i]
-            out[i] = g[i] if t > 0 else g[i] * (y[i] + param)
+            v = g[i]
+            t = s[i]
+            u = v * (y[i] + param)
+            out[i] = v if t > 0 else u
     elif code == FNN_ACT_SOFTPLUS:
         # softplus' = sigmoid(x) = 1 - e^-y; expm1 keeps it accurate for small y
         if z != NULL:
