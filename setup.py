@@ -78,8 +78,10 @@ class BuildExt(build_ext):
         else:
             # No -march=native: wheels must run anywhere; the GEMM picks AVX2/FMA at run time.
             # -fno-math-errno lets gcc vectorise loops calling sqrt (the optimizer updates);
-            # it changes no result, only whether errno is set.
-            base = ["-O3", "-fno-math-errno", "-fno-strict-aliasing",
+            # it changes no result, only whether errno is set. -fno-trapping-math lets it
+            # turn a select between computed values (leaky_relu', elu') into a vector
+            # blend; fastnn never unmasks floating-point traps, so no result changes.
+            base = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fno-strict-aliasing",
                     "-Wno-unused-function", "-Wno-unreachable-code"]
         for ext in self.extensions:
             ext.extra_compile_args = base + (omp[0] if omp else [])
