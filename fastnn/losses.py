@@ -141,8 +141,8 @@ class Loss(Configurable):
     def value(self, y_true, y_pred, sample_weight=None) -> float:
         """The loss value on already validated arrays (see :meth:`validate`)."""
         y_pred, _ = self._op_input(y_pred)
-        return backends.get().loss_value(self.op_name, y_pred, y_true, self.from_logits,
-                                         sample_weight, self.param)
+        return backends.get().loss_value(self.op_name, y_pred, self._op_targets(y_true, y_pred),
+                                         self.from_logits, sample_weight, self.param)
 
     def forward_backward(self, y_true, y_pred, sample_weight=None, *, validate=True):
         """The loss value and its gradient with respect to ``y_pred``.
@@ -163,14 +163,23 @@ class Loss(Configurable):
         if validate:
             y_true, y_pred, sample_weight = self.validate(y_true, y_pred, sample_weight)
         op_input, back = self._op_input(y_pred)
-        value, grad = backends.get().loss(self.op_name, op_input, y_true, self.from_logits,
-                                          sample_weight, self.param)
+        value, grad = backends.get().loss(self.op_name, op_input, self._op_targets(y_true, y_pred),
+                                          self.from_logits, sample_weight, self.param)
         return value, grad if back is None else back(grad)
 
     def _op_input(self, y_pred):
         """What the backend op takes instead of ``y_pred``, and the map that carries
         the op's gradient back to ``y_pred`` (None: the identity)."""
         return y_pred, None
+
+    def _op_targets(self, y_true, y_pred):
+        """The targets the backend op takes instead of the validated ``y_true``.
+
+        Applied at each evaluation rather than in :meth:`validate`: the model
+        validates targets once and also reads them as labels (stratified
+        splits, metrics), which must see the targets as given.
+        """
+        return y_true
 
     # -- fusion with the output activation --------------------------------------------
     def logits_variant_for(self, activation_name):
@@ -243,6 +252,7 @@ class _Crossentropy(Loss):
         if not isinstance(from_logits, (bool, np.bool_)):
             raise TypeError(f"from_logits must be a bool, got {from_logits!r}")
         self.from_logits = bool(from_logits)
+        self.label_smoothing = 0.0
 
     def validate(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred, sample_weight = super().validate(y_true, y_pred, sample_weight)
@@ -267,17 +277,56 @@ class _Crossentropy(Loss):
         return {"name": self.name, "from_logits": self.from_logits}
 
 
-class BinaryCrossentropy(_Crossentropy):
+class _LabelSmoothing:
+    """``label_smoothing`` of the binary and categorical cross-entropies (Keras).
+
+    The targets move towards the uniform distribution over the ``k`` outcomes
+    of each prediction: ``t (1 - ls) + ls / k``. Only the targets change, so the
+    backend op's gradient with respect to ``y_pred`` stays exact.
+    """
+
+    def _set_label_smoothing(self, label_smoothing):
+        self.label_smoothing = check_float(label_smoothing, "label_smoothing",
+                                           minimum=0.0, maximum=1.0)
+
+    def _outcomes(self, y_pred):
+        raise NotImplementedError
+
+    def _op_targets(self, y_true, y_pred):
+        ls = self.label_smoothing
+        if not ls:
+            return y_true
+        smoothed = y_true * (1.0 - ls) + ls / self._outcomes(y_pred)
+        return np.ascontiguousarray(smoothed, dtype=y_true.dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config["label_smoothing"] = self.label_smoothing
+        return config
+
+
+class BinaryCrossentropy(_LabelSmoothing, _Crossentropy):
     """Cross-entropy of independent yes/no outputs (sigmoid outputs, or logits).
 
     Parameters
     ----------
     from_logits : bool, default False
         True when y_pred are raw scores z (the loss applies the sigmoid).
+    label_smoothing : float in [0, 1], default 0.0
+        Squeezes the targets towards 0.5: ``y_true * (1 - label_smoothing) +
+        0.5 * label_smoothing``.
+    name : str, optional
     """
 
     op_name = "binary_crossentropy"
     fusable_activation = "sigmoid"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name=None):
+        super().__init__(from_logits, name)
+        self._set_label_smoothing(label_smoothing)
+
+    def _outcomes(self, y_pred):
+        return 2
 
 
 class _OverClasses(_Crossentropy):
@@ -312,7 +361,7 @@ class _OverClasses(_Crossentropy):
         return q, back
 
 
-class CategoricalCrossentropy(_OverClasses):
+class CategoricalCrossentropy(_LabelSmoothing, _OverClasses):
     """Cross-entropy against one-hot (or probability) targets over the last axis.
 
     Parameters
@@ -320,10 +369,21 @@ class CategoricalCrossentropy(_OverClasses):
     from_logits : bool, default False
         True when y_pred are raw scores (the loss applies the softmax); else
         y_pred are probabilities, renormalised per row as in Keras.
+    label_smoothing : float in [0, 1], default 0.0
+        Mixes the targets with the uniform distribution over the K classes:
+        ``y_true * (1 - label_smoothing) + label_smoothing / K``.
+    name : str, optional
     """
 
     op_name = "categorical_crossentropy"
     fusable_activation = "softmax"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name=None):
+        super().__init__(from_logits, name)
+        self._set_label_smoothing(label_smoothing)
+
+    def _outcomes(self, y_pred):
+        return y_pred.shape[-1]
 
     def _shape_hint(self, y_true, y_pred):
         if y_true.ndim == 1 and y_pred.ndim == 2:

@@ -368,7 +368,8 @@ def test_config_round_trip():
         assert back == loss and back.get_config() == loss.get_config()
     assert losses.Huber(0.3).get_config() == {"name": "huber", "delta": 0.3}
     assert losses.BinaryCrossentropy().get_config() == {"name": "binary_crossentropy",
-                                                        "from_logits": False}
+                                                        "from_logits": False,
+                                                        "label_smoothing": 0.0}
     with pytest.raises(ValueError, match="unknown loss class"):
         losses.deserialize({"class_name": "os.system", "config": {}})
     with pytest.raises(ValueError, match="invalid config"):
@@ -405,3 +406,112 @@ def test_custom_losses_deserialize_through_custom_objects():
         losses.deserialize({"class_name": "Thing", "config": {}}, custom_objects={"Thing": dict})
     with pytest.raises(TypeError, match="custom_objects must be a dict"):
         losses.deserialize(config, custom_objects=[_Scaled])
+
+
+# ----------------------------------------------------------------------------
+# label_smoothing (Keras): softened targets, exact gradients, configuration
+# ----------------------------------------------------------------------------
+
+def _smoothed_case(cls, from_logits, rng):
+    """(loss(y_true, y_pred) by hand in float64, y_true, y_pred) with hard targets."""
+    if cls is losses.BinaryCrossentropy:
+        y_true = rng.integers(0, 2, (N, C)).astype(np.float64)
+        y_pred = rng.standard_normal((N, C)) * 2 if from_logits else rng.uniform(0.05, 0.95, (N, C))
+
+        def formula(t, p):
+            if from_logits:
+                p = 1 / (1 + np.exp(-p))
+            return np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p)), axis=-1)
+        return formula, y_true, y_pred, 2
+    y_true = np.eye(C)[rng.integers(0, C, N)]
+    y_pred = rng.standard_normal((N, C)) * 2 if from_logits else rng.dirichlet(np.ones(C) * 3, N)
+
+    def formula(t, p):
+        if from_logits:
+            p = np.exp(p - p.max(-1, keepdims=True))
+        p = p / p.sum(-1, keepdims=True)
+        return -np.sum(t * np.log(p), axis=-1)
+    return formula, y_true, y_pred, C
+
+
+@pytest.mark.parametrize("cls", [losses.BinaryCrossentropy, losses.CategoricalCrossentropy])
+@pytest.mark.parametrize("from_logits", [False, True], ids=["probs", "logits"])
+def test_label_smoothing_value_and_gradient(use_backend, cls, from_logits, rng):
+    formula, y_true, y_pred, k = _smoothed_case(cls, from_logits, rng)
+    ls = 0.2
+    loss = cls(from_logits=from_logits, label_smoothing=ls)
+    weights = rng.uniform(0.5, 2.0, N)
+    target = y_true * (1 - ls) + ls / k          # Keras: 0.5 * ls for binary, ls / K over K classes
+    expected = np.sum(weights * formula(target, y_pred)) / N
+    value, grad = loss.forward_backward(y_true, y_pred, weights)
+    assert value == pytest.approx(expected, rel=1e-12)
+    assert loss(y_true, y_pred, weights) == pytest.approx(expected, rel=1e-12)
+    assert value != pytest.approx(cls(from_logits=from_logits)(y_true, y_pred, weights), rel=1e-3)
+    numeric = numerical_gradient(lambda p: loss(y_true, p, weights), y_pred.copy())
+    assert_gradient_close(grad, numeric)
+    # the softmax / sigmoid fusion keeps the smoothing
+    variant = cls(label_smoothing=ls).logits_variant_for("softmax" if k == C else "sigmoid")
+    assert variant.label_smoothing == ls and variant.from_logits
+
+
+def test_label_smoothing_one_gives_the_uniform_target(use_backend):
+    y_pred = np.array([[0.2, 0.3, 0.5]])
+    got = losses.CategoricalCrossentropy(label_smoothing=1.0)(np.array([[0.0, 0.0, 1.0]]), y_pred)
+    assert got == pytest.approx(-np.mean(np.log(y_pred)), rel=1e-12)
+    got = losses.BinaryCrossentropy(label_smoothing=1.0)(np.array([[1.0]]), np.array([[0.8]]))
+    assert got == pytest.approx(-0.5 * (np.log(0.8) + np.log(0.2)), rel=1e-12)
+
+
+def test_label_smoothing_validation_and_config():
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            losses.CategoricalCrossentropy(label_smoothing=bad)
+    with pytest.raises(TypeError, match="label_smoothing"):
+        losses.BinaryCrossentropy(label_smoothing="0.1")
+    loss = losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
+    assert loss.get_config() == {"name": "categorical_crossentropy", "from_logits": True,
+                                 "label_smoothing": 0.1}
+    back = losses.deserialize(losses.serialize(loss))
+    assert back == loss and back.label_smoothing == 0.1
+    assert back != losses.CategoricalCrossentropy(from_logits=True)
+    # configs written before label_smoothing existed still load, without smoothing
+    old = losses.deserialize({"class_name": "BinaryCrossentropy",
+                              "config": {"name": "binary_crossentropy", "from_logits": False}})
+    assert old.label_smoothing == 0.0
+    assert "label_smoothing" not in losses.SparseCategoricalCrossentropy().get_config()
+
+
+def test_label_smoothed_model_trains_on_the_per_op_path_with_the_formula_loss(use_backend):
+    """The compiled training step reads targets as given, so a smoothed loss must
+    not run fused; on the per-op path the loss fit reports is the smoothed one."""
+    import fastnn
+    from fastnn import utils
+
+    fused = pytest.importorskip("fastnn.backends.fused")
+    fastnn.config.set_floatx("float64")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4))
+    y = np.eye(3)[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5)]
+
+    def model_with(loss):
+        utils.set_random_seed(0)
+        model = fastnn.Sequential([fastnn.layers.Dense(8, activation="tanh", input_shape=(4,)),
+                                   fastnn.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=fastnn.optimizers.SGD(0.5), loss=loss)
+        return model
+
+    model = model_with(losses.CategoricalCrossentropy(label_smoothing=0.3))
+    if fused._fused_module() is not None:
+        assert fused.fused_trainer_for(model, 64) is None
+        assert "smooths the labels" in fused.explain(model, 64)
+        assert fused.fused_trainer_for(model_with("categorical_crossentropy"), 64) is not None
+    before = model.predict(x, verbose=0)
+    target = y * 0.7 + 0.1
+    expected = np.mean(-np.sum(target * np.log(before), axis=1))
+    history = model.fit(x, y, batch_size=64, epochs=40, shuffle=False, verbose=0)
+    # one batch per epoch: the first epoch's loss is that of the initial weights
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-10)
+    assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
+    after = model.predict(x, verbose=0)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(
+        np.mean(-np.sum(target * np.log(after), axis=1)), rel=1e-10)

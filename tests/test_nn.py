@@ -301,6 +301,37 @@ def test_cross_entropy_loss_warns_about_a_double_softmax():
         criterion(np.abs(logits) / np.abs(logits).sum(1, keepdims=True) + 0.1, y)
 
 
+def test_cross_entropy_loss_options():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(6, 3))
+    y = np.array([0, 2, 1, 2, 0, 1])
+    weight = np.array([2.0, 1.0, 0.5])
+    criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=1, label_smoothing=0.1,
+                                    reduction="sum")
+    assert repr(criterion) == "CrossEntropyLoss(ignore_index=1, reduction='sum', label_smoothing=0.1)"
+    # by hand: rows with target 1 drop out; the rest mix w[y] * nll with the weighted uniform part
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    kept = y != 1
+    expected = np.sum(kept * (0.9 * weight[y] * -log_p[np.arange(6), y]
+                              + 0.1 / 3 * -(log_p * weight).sum(1)))
+    assert criterion(fastnn.tensor(logits), y).item() == pytest.approx(expected, rel=1e-12)
+    assert nn.NLLLoss(weight=weight, ignore_index=1)(fastnn.tensor(log_p), y).item() == \
+        pytest.approx(np.sum(kept * weight[y] * -log_p[np.arange(6), y]) / np.sum(kept * weight[y]),
+                      rel=1e-12)
+    assert repr(nn.CrossEntropyLoss()) == "CrossEntropyLoss()"
+    with pytest.raises(TypeError):
+        nn.CrossEntropyLoss(weight, 1)  # ignore_index is keyword-only (torch's 2nd is size_average)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        nn.CrossEntropyLoss(label_smoothing=-0.5)
+    with pytest.raises(ValueError, match="weight must hold class weights >= 0"):
+        nn.NLLLoss(weight=[1.0, -2.0])
+    with pytest.raises(ValueError, match="weight has 2 entries"):
+        nn.CrossEntropyLoss(weight=[1.0, 2.0])(fastnn.tensor(logits), y)
+    # the double-softmax warning does not depend on the options
+    with pytest.warns(UserWarning, match="softmax seems to be applied twice"):
+        criterion(fastnn.softmax(logits, dim=1), y)
+
+
 # ----------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------

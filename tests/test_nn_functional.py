@@ -199,6 +199,81 @@ def test_cross_entropy_errors():
         F.cross_entropy(logits, [0, 1, 2], reduction="avg")
 
 
+def _weighted_smoothed_ce(logits, labels, weight, ignore_index, ls):
+    """PyTorch's formula, by hand: per-sample losses and the 'mean' denominator."""
+    n, k = logits.shape
+    log_p = log_softmax(logits, 1)
+    w = np.ones(k) if weight is None else np.asarray(weight)
+    kept = labels != ignore_index
+    safe = np.where(kept, labels, 0)
+    nll = -w[safe] * log_p[np.arange(n), safe] * kept
+    smooth = -(log_p * w).sum(1) * kept
+    return (1 - ls) * nll + ls / k * smooth, np.sum(w[safe] * kept)
+
+
+@pytest.mark.parametrize("reduction", sorted(REDUCE))
+def test_cross_entropy_weight_ignore_index_and_label_smoothing(reduction, use_backend, rng):
+    logits = rng.normal(size=(6, 4))
+    labels = np.array([0, 3, -1, 1, 3, 2])
+    weight = np.array([1.0, 0.5, 2.0, 0.25])
+    per_sample, total = _weighted_smoothed_ce(logits, labels, weight, -1, 0.2)
+    expected = {"mean": per_sample.sum() / total, "sum": per_sample.sum(), "none": per_sample}
+    kwargs = dict(weight=weight, ignore_index=-1, reduction=reduction, label_smoothing=0.2)
+    out = F.cross_entropy(tensor(logits), labels, **kwargs)
+    np.testing.assert_allclose(out.numpy(), expected[reduction], rtol=1e-12)
+    upstream = rng.normal(size=6) if reduction == "none" else 1.0
+    grad_check(lambda z: (F.cross_entropy(z, labels, **kwargs) * Tensor(np.asarray(upstream))).sum(),
+               logits)
+    # without smoothing: the backend's sample-weighted path; nll_loss agrees with it
+    kwargs["label_smoothing"] = 0.0
+    per_sample, total = _weighted_smoothed_ce(logits, labels, weight, -1, 0.0)
+    expected = {"mean": per_sample.sum() / total, "sum": per_sample.sum(), "none": per_sample}
+    np.testing.assert_allclose(F.cross_entropy(tensor(logits), labels, **kwargs).numpy(),
+                               expected[reduction], rtol=1e-12)
+    grad_check(lambda z: (F.cross_entropy(z, labels, **kwargs) * Tensor(np.asarray(upstream))).sum(),
+               logits)
+    del kwargs["label_smoothing"]
+    np.testing.assert_allclose(
+        F.nll_loss(tensor(log_softmax(logits, 1)), labels, **kwargs).numpy(),
+        expected[reduction], rtol=1e-12)
+    grad_check(lambda z: (F.nll_loss(z, labels, **kwargs) * Tensor(np.asarray(upstream))).sum(),
+               log_softmax(logits, 1))
+
+
+def test_cross_entropy_label_smoothing_of_class_probabilities(use_backend, rng):
+    logits = rng.normal(size=(3, 4))
+    probs = rng.dirichlet(np.ones(4), size=3)
+    weight = np.array([1.0, 0.5, 2.0, 0.25])
+    smoothed = probs * 0.6 + 0.4 / 4
+    expected = -(smoothed * weight * log_softmax(logits, 1)).sum(1)
+    out = F.cross_entropy(tensor(logits), probs, weight, label_smoothing=0.4)
+    np.testing.assert_allclose(out.item(), expected.mean(), rtol=1e-12)  # divided by the batch
+    grad_check(lambda z: F.cross_entropy(z, probs, weight, label_smoothing=0.4), logits)
+
+
+def test_cross_entropy_option_errors():
+    logits = tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="weight has 3 entries but the input has 4 classes"):
+        F.cross_entropy(logits, [0, 1, 2], weight=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="weight must be 1-D"):
+        F.cross_entropy(logits, [0, 1, 2], weight=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="weight must hold class weights >= 0"):
+        F.nll_loss(logits, [0, 1, 2], weight=[1.0, -1.0, 1.0, 1.0])
+    with pytest.raises(TypeError, match="ignore_index must be an int"):
+        F.cross_entropy(logits, [0, 1, 2], ignore_index=1.5)
+    with pytest.raises(ValueError, match="label_smoothing must be <= 1"):
+        F.cross_entropy(logits, [0, 1, 2], label_smoothing=1.1)
+    with pytest.raises(ValueError, match="ignore_index=0 is not supported for class-probability"):
+        F.cross_entropy(logits, np.full((3, 4), 0.25), ignore_index=0)
+    # targets other than the ignore_index are still checked
+    with pytest.raises(ValueError, match="negative label -2"):
+        F.cross_entropy(logits, [0, -1, -2], ignore_index=-1)
+    with pytest.raises(ValueError, match="label 4"):
+        F.nll_loss(logits, [-100, 4, 0])
+    with pytest.raises(TypeError):
+        F.cross_entropy(logits, [0, 1, 2], "sum")  # weight, not reduction, is third
+
+
 def test_nll_loss_after_log_softmax_equals_cross_entropy(rng):
     logits, labels = tensor(rng.normal(size=(6, 3))), rng.integers(0, 3, 6)
     for reduction in ("mean", "sum"):

@@ -140,3 +140,97 @@ def test_state_dict_goes_back_to_torch(data):
     with fastnn.no_grad(), torch.no_grad():
         np.testing.assert_allclose(ours(x[:8]).numpy(), theirs(torch.from_numpy(x[:8])).numpy(),
                                    rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------
+# cross_entropy / nll_loss options: weight, ignore_index, label_smoothing, reduction
+# ----------------------------------------------------------------------------
+
+CLASS_WEIGHT = np.array([0.5, 2.0, 1.0, 0.0, 3.0])
+
+
+def _loss_pair(ours_fn, theirs_fn, logits, target, upstream, **kwargs):
+    """(ours, theirs) loss values and logit gradients, in float64."""
+    x = fastnn.tensor(logits, requires_grad=True)
+    out = ours_fn(x, target, **kwargs)
+    out.backward(fastnn.tensor(upstream) if out.ndim else None)
+    t_kwargs = dict(kwargs)
+    if t_kwargs.get("weight") is not None:
+        t_kwargs["weight"] = torch.from_numpy(t_kwargs["weight"])
+    tx = torch.from_numpy(logits.copy()).requires_grad_(True)
+    t_out = theirs_fn(tx, torch.from_numpy(target), **t_kwargs)
+    t_out.backward(torch.from_numpy(upstream) if t_out.ndim else None)
+    return (out.numpy(), x.grad.numpy()), (t_out.detach().numpy(), tx.grad.numpy())
+
+
+def _assert_same(ours, theirs, what):
+    for a, b, name in zip(ours, theirs, ("value", "gradient")):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-15, err_msg=f"{name}, {what}")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_options_match_torch(use_backend, reduction):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(9, 5)) * 2
+    labels = np.array([0, 1, 2, 3, 4, 2, 1, 2, 0])
+    # -1: an ignore_index outside the classes; 2: one inside them (class 2 then counts nowhere)
+    with_minus_one = labels.copy()
+    with_minus_one[[1, 6]] = -1
+    upstream = rng.normal(size=9)
+    for weight in (None, CLASS_WEIGHT):
+        for ignore_index, target in ((-100, labels), (-1, with_minus_one), (2, labels)):
+            for label_smoothing in (0.0, 0.15, 1.0):
+                kwargs = dict(weight=weight, ignore_index=ignore_index, reduction=reduction,
+                              label_smoothing=label_smoothing)
+                ours, theirs = _loss_pair(nn.functional.cross_entropy,
+                                          torch.nn.functional.cross_entropy,
+                                          logits, target, upstream, **kwargs)
+                _assert_same(ours, theirs, kwargs)
+                if label_smoothing == 0.0:
+                    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+                    kwargs.pop("label_smoothing")
+                    ours, theirs = _loss_pair(nn.functional.nll_loss, torch.nn.functional.nll_loss,
+                                              log_p, target, upstream, **kwargs)
+                    _assert_same(ours, theirs, ("nll_loss", kwargs))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_with_class_probabilities_matches_torch(use_backend, reduction):
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(6, 5))
+    probs = rng.dirichlet(np.ones(5), size=6)
+    upstream = rng.normal(size=6)
+    for weight in (None, CLASS_WEIGHT):
+        for label_smoothing in (0.0, 0.3):
+            kwargs = dict(weight=weight, reduction=reduction, label_smoothing=label_smoothing)
+            ours, theirs = _loss_pair(nn.functional.cross_entropy, torch.nn.functional.cross_entropy,
+                                      logits, probs, upstream, **kwargs)
+            _assert_same(ours, theirs, kwargs)
+
+
+def test_loss_modules_with_options_match_torch():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(7, 5))
+    labels = np.array([0, 4, 4, 1, 3, 2, 4])
+    ours = nn.CrossEntropyLoss(weight=CLASS_WEIGHT, ignore_index=4, label_smoothing=0.2)
+    theirs = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(CLASS_WEIGHT), ignore_index=4,
+                                       label_smoothing=0.2)
+    assert ours(fastnn.tensor(logits), labels).item() == pytest.approx(
+        theirs(torch.from_numpy(logits), torch.from_numpy(labels)).item(), rel=1e-10)
+    ours = nn.NLLLoss(weight=CLASS_WEIGHT, ignore_index=4, reduction="sum")
+    theirs = torch.nn.NLLLoss(weight=torch.from_numpy(CLASS_WEIGHT), ignore_index=4, reduction="sum")
+    assert ours(fastnn.tensor(logits), labels).item() == pytest.approx(
+        theirs(torch.from_numpy(logits), torch.from_numpy(labels)).item(), rel=1e-10)
+
+
+def test_every_target_ignored_gives_nan_and_zero_gradient_as_torch():
+    logits = np.random.default_rng(4).normal(size=(3, 4))
+    target = np.full(3, -100)
+    upstream = np.ones(3)
+    for fn, t_fn, kwargs in ((nn.functional.cross_entropy, torch.nn.functional.cross_entropy, {}),
+                             (nn.functional.cross_entropy, torch.nn.functional.cross_entropy,
+                              {"label_smoothing": 0.1}),
+                             (nn.functional.nll_loss, torch.nn.functional.nll_loss, {})):
+        (value, grad), (t_value, t_grad) = _loss_pair(fn, t_fn, logits, target, upstream, **kwargs)
+        assert np.isnan(value) and np.isnan(t_value)
+        np.testing.assert_array_equal(grad, t_grad)

@@ -132,6 +132,9 @@ def _loss_spec(model):
             or type(loss).forward_backward is not base.forward_backward
             or loss.op_name not in LOSS_CODES):
         raise _Decline(f"loss {loss!r} is not a built-in loss")
+    if getattr(loss, "label_smoothing", 0):
+        # The kernels read the targets as given; the smoothing happens in Python.
+        raise _Decline(f"loss {loss!r} smooths the labels")
     fused = _logits_loss(model)
     if fused is None and not loss.from_logits and type(loss)._op_input is not base._op_input:
         # e.g. categorical cross-entropy on probabilities renormalises each row in

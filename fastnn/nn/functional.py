@@ -9,6 +9,10 @@ accepted and converted) and records its backward on the tape:
   batch and its gradient in one pass (softmax + cross-entropy fused and
   stable). ``reduction='sum'`` rescales both; ``reduction='none'`` is composed
   from tensor operations so that each element's loss keeps its own gradient.
+  :func:`cross_entropy`'s ``weight`` / ``ignore_index`` become the op's sample
+  weights, and ``label_smoothing`` (or weighted class probabilities) a target
+  matrix for the op's categorical cross-entropy; 'mean' then rescales by
+  PyTorch's denominator.
 
 Loss formulas and their clipping are those of the backend (Keras's): the
 probability inputs of :func:`binary_cross_entropy` are clipped to
@@ -17,6 +21,7 @@ two agree except for probabilities within 1e-7 of 0 or 1.
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -351,12 +356,98 @@ def _looks_like_probabilities(X):
     return bool(X.min() >= 0 and np.all(np.abs(X.sum(axis=1) - 1.0) <= 1e-3))
 
 
-def _class_indices(target, classes):
-    """Validated class indices: an int array in [0, classes)."""
+def _class_indices(target, classes, ignore_index=None):
+    """Validated class indices and the mask of the ignored ones.
+
+    Returns
+    -------
+    (labels, ignored)
+        ``labels`` an int array in [0, classes), where targets equal to
+        ``ignore_index`` read 0 (their loss is masked out); ``ignored`` a bool
+        array of those targets, or None when there are none.
+    """
     if type(target) is np.ndarray and target.ndim == 1 and target.dtype.kind in "iu" \
             and target.size and target.min() >= 0 and target.max() < classes:
-        return target  # the common case, checked with two reductions and no copy
-    return as_label_array(target, "target", num_classes=classes)
+        labels = target  # the common case, checked with two reductions and no copy
+    elif ignore_index is not None and not 0 <= ignore_index < classes:
+        # An ignore_index outside the classes (PyTorch's -100) is no label:
+        # validate the other targets, with the ignored ones read as class 0.
+        try:
+            arr = np.asarray(target)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.dtype.kind not in "iuf":
+            return as_label_array(target, "target", num_classes=classes), None
+        ignored = arr == ignore_index
+        labels = as_label_array(np.where(ignored, 0, arr), "target", num_classes=classes)
+        ignored = ignored.reshape(labels.shape)
+        return labels, (ignored if ignored.any() else None)
+    else:
+        labels = as_label_array(target, "target", num_classes=classes)
+    if ignore_index is None or not 0 <= ignore_index < classes:
+        return labels, None
+    ignored = labels == ignore_index
+    return labels, (ignored if ignored.any() else None)
+
+
+def _check_ignore_index(ignore_index):
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def _check_label_smoothing(label_smoothing):
+    return check_float(label_smoothing, "label_smoothing", minimum=0.0, maximum=1.0)
+
+
+def _as_class_weight(weight):
+    """``weight`` as a 1-D float array of non-negative class weights (or None).
+
+    Float arrays keep float32/float64; the loss casts to the input's dtype.
+    """
+    if weight is None:
+        return None
+    w = weight.data if isinstance(weight, Tensor) else weight
+    dtype = w.dtype if isinstance(w, np.ndarray) and w.dtype in _FLOAT_DTYPES else None
+    w = as_float_array(w, "weight", dtype=dtype)
+    if w.ndim != 1:
+        raise ValueError(f"weight must be 1-D, one weight per class, got shape {w.shape}")
+    if np.any(w < 0):
+        raise ValueError("weight must hold class weights >= 0")
+    return w
+
+
+def _class_weight(weight, classes, dtype, fname):
+    w = _as_class_weight(weight)
+    if w is None:
+        return None
+    if w.shape[0] != classes:
+        raise ValueError(
+            f"{fname}: weight has {w.shape[0]} entries but the input has {classes} classes"
+        )
+    return w.astype(dtype, copy=False)
+
+
+def _target_weights(labels, ignored, w, dtype):
+    """Each sample's weight in the loss: its class's weight, 0 where ignored."""
+    coef = np.ones(labels.shape[0], dtype) if w is None else w[labels]
+    if ignored is not None:
+        coef = np.where(ignored, 0, coef).astype(dtype, copy=False)
+    return np.ascontiguousarray(coef)
+
+
+def _weighted_result(x, value, grad, n, total, reduction):
+    """The op's ``value = sum_i l_i / n`` (and gradient) as PyTorch's reduction.
+
+    'mean' divides the sum by ``total``, the sum of the samples' weights; when
+    that is 0 (every target ignored) the value is NaN and the gradient 0, as
+    in PyTorch.
+    """
+    if reduction == "sum":
+        return _loss_result(x, value, grad, float(n))
+    if total == 0:
+        return _loss_result(x, float("nan"), np.zeros_like(grad))
+    return _loss_result(x, value, grad, n / total)
 
 
 def _class_scores(input, fname):
@@ -372,7 +463,8 @@ def _class_scores(input, fname):
     return x
 
 
-def cross_entropy(input, target, reduction="mean"):
+def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
     """Softmax cross-entropy from logits, as ``torch.nn.functional.cross_entropy``.
 
     Parameters
@@ -384,12 +476,31 @@ def cross_entropy(input, target, reduction="mean"):
     target : array_like
         Class indices, shape (batch,) (ints); or class probabilities of the
         same shape as ``input`` (floats).
+    weight : array_like or Tensor, shape (classes,), optional
+        A weight per class (>= 0), a constant: no gradient flows to it.
+    ignore_index : int, default -100
+        Class-index targets equal to it add nothing to the loss, nor to the
+        denominator of 'mean'. Not allowed (>= 0) with class probabilities.
     reduction : {'mean', 'sum', 'none'}
+        'mean' over class indices is ``sum_i w[y_i] l_i / sum_i w[y_i]`` over
+        the targets not ignored; over class probabilities, the sum / batch.
+    label_smoothing : float in [0, 1], default 0.0
+        Mixes the target with the uniform distribution over the K classes:
+        ``(1 - ls) * target + ls / K``. With ``weight``, the uniform part is
+        weighted per class and the denominator stays ``sum_i w[y_i]``.
+
+    Notes
+    -----
+    The other arguments are keyword-only: PyTorch's positional order runs
+    through the deprecated ``size_average`` and ``reduce``.
     """
     x = _class_scores(input, "cross_entropy")
     reduction = _reduction(reduction)
+    ignore_index = _check_ignore_index(ignore_index)
+    label_smoothing = _check_label_smoothing(label_smoothing)
     X = x.data
     n, classes = X.shape
+    w = _class_weight(weight, classes, X.dtype, "cross_entropy")
     if classes > 1 and _looks_like_probabilities(X):
         warnings.warn(
             "cross_entropy / CrossEntropyLoss expects raw logits and applies log-softmax itself, "
@@ -402,31 +513,79 @@ def cross_entropy(input, target, reduction="mean"):
     soft = (isinstance(target_array, np.ndarray) and target_array.dtype.kind == "f"
             and target_array.shape == X.shape)
     if soft:
+        if ignore_index >= 0:
+            raise ValueError(
+                f"cross_entropy: ignore_index={ignore_index} is not supported for class-probability "
+                "targets (a float target of the input's shape); leave it at -100"
+            )
         T = as_float_array(target_array, "target", dtype=X.dtype)
-        if reduction == "none":
-            return -(Tensor._wrap(T) * x.log_softmax(1)).sum(1)
-        value, grad = _ops().loss("categorical_crossentropy", np.ascontiguousarray(X), T,
-                                     from_logits=True)
+        if label_smoothing:
+            T = T * (1 - label_smoothing) + label_smoothing / classes
+        # -sum_c q_c log softmax(x)_c with q = t * w: PyTorch divides by the
+        # batch size here, whatever the weights.
+        Q = T if w is None else T * w
+        total = float(n)
     else:
-        labels = _class_indices(target_array, classes)
+        labels, ignored = _class_indices(target_array, classes, ignore_index)
         if labels.shape[0] != n:
             raise ValueError(f"cross_entropy: input has {n} rows but target has {labels.shape[0]} labels")
-        if reduction == "none":
-            return -x.log_softmax(1)[np.arange(n), labels]
-        value, grad = _ops().loss("sparse_categorical_crossentropy", np.ascontiguousarray(X),
-                                     labels, from_logits=True)
-    return _loss_result(x, value, grad, float(n) if reduction == "sum" else 1.0)
+        rows = np.arange(n)
+        if w is None and ignored is None and not label_smoothing:
+            if reduction == "none":
+                return -x.log_softmax(1)[rows, labels]
+            value, grad = _ops().loss("sparse_categorical_crossentropy", np.ascontiguousarray(X),
+                                      labels, from_logits=True)
+            return _loss_result(x, value, grad, float(n) if reduction == "sum" else 1.0)
+        coef = _target_weights(labels, ignored, w, X.dtype)
+        total = float(coef.sum())
+        if not label_smoothing:
+            if reduction == "none":
+                return -(x.log_softmax(1)[rows, labels] * Tensor._wrap(coef))
+            # The backend's sample weights are the target weights: sum_i c_i l_i / n.
+            value, grad = _ops().loss("sparse_categorical_crossentropy", np.ascontiguousarray(X),
+                                      labels, from_logits=True, sample_weight=coef)
+            return _weighted_result(x, value, grad, n, total, reduction)
+        # (1 - ls) w[y_i] nll_i + ls/K sum_c w_c (-log p_ic) is the cross-entropy
+        # against q_i = (1 - ls) w[y_i] onehot(y_i) + ls/K w (0 for ignored rows).
+        kept = np.ones(n, X.dtype) if ignored is None else (~ignored).astype(X.dtype)
+        Q = np.outer(kept, np.ones(classes, X.dtype) if w is None else w) * (label_smoothing / classes)
+        Q[rows, labels] += (1 - label_smoothing) * coef
+    Q = np.ascontiguousarray(Q, dtype=X.dtype)
+    if reduction == "none":
+        return -(Tensor._wrap(Q) * x.log_softmax(1)).sum(1)
+    # The op's gradient softmax(x) * sum_c q_c - q holds for q of any sum.
+    value, grad = _ops().loss("categorical_crossentropy", np.ascontiguousarray(X), Q,
+                              from_logits=True)
+    return _weighted_result(x, value, grad, n, total, reduction)
 
 
-def nll_loss(input, target, reduction="mean"):
-    """Negative log-likelihood ``-input[i, target_i]`` of log-probabilities (after log_softmax)."""
+def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood ``-w[y_i] input[i, y_i]`` of log-probabilities (after log_softmax).
+
+    ``weight``, ``ignore_index`` and ``reduction`` as in :func:`cross_entropy`
+    ('mean' divides by the sum of the weights of the targets not ignored).
+    """
     x = _class_scores(input, "nll_loss")
     reduction = _reduction(reduction)
+    ignore_index = _check_ignore_index(ignore_index)
     n, classes = x.data.shape
-    labels = _class_indices(target.data if isinstance(target, Tensor) else target, classes)
+    w = _class_weight(weight, classes, x.data.dtype, "nll_loss")
+    labels, ignored = _class_indices(target.data if isinstance(target, Tensor) else target,
+                                     classes, ignore_index)
     if labels.shape[0] != n:
         raise ValueError(f"nll_loss: input has {n} rows but target has {labels.shape[0]} labels")
     picked = -x[np.arange(n), labels]
+    if w is None and ignored is None:
+        if reduction == "none":
+            return picked
+        return picked.sum() if reduction == "sum" else picked.mean()
+    coef = _target_weights(labels, ignored, w, x.data.dtype)
+    picked = picked * Tensor._wrap(coef)
     if reduction == "none":
         return picked
-    return picked.sum() if reduction == "sum" else picked.mean()
+    if reduction == "sum":
+        return picked.sum()
+    total = float(coef.sum())
+    if total == 0:
+        return _loss_result(x, float("nan"), np.zeros_like(x.data))
+    return picked.sum() / total
