@@ -654,3 +654,45 @@ def test_custom_initializer_regularizer_and_constraint_load_through_custom_objec
     assert isinstance(dense.kernel_regularizer, TinyL2)
     assert isinstance(dense.kernel_constraint, Clip1)
     np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+
+
+def test_label_smoothing_of_the_loss_is_saved(tmp_path):
+    utils.set_random_seed(2)
+    x, y = _data()
+    model = fastnn.Sequential([fastnn.layers.Dense(3, activation="softmax", input_shape=(6,))])
+    model.compile(optimizer="sgd",
+                  loss=fastnn.losses.CategoricalCrossentropy(label_smoothing=0.25))
+    onehot = np.eye(3)[y]
+    model.fit(x, onehot, epochs=1, batch_size=20, verbose=0)
+    model.save(tmp_path / "m.fnn")
+    restored = load_model(tmp_path / "m.fnn")
+    assert type(restored.loss) is fastnn.losses.CategoricalCrossentropy
+    assert restored.loss.label_smoothing == 0.25
+    # the restored model evaluates the smoothed loss, not the plain one
+    assert restored.evaluate(x, onehot, verbose=0) == model.evaluate(x, onehot, verbose=0)
+    p = model.predict(x, verbose=0).astype(np.float64)
+    smoothed = onehot * 0.75 + 0.25 / 3
+    assert restored.evaluate(x, onehot, verbose=0) == pytest.approx(
+        np.mean(-np.sum(smoothed * np.log(p), axis=1)), rel=1e-5)
+
+
+def test_weighted_metrics_survive_save_and_load(tmp_path):
+    import fastnn
+    from fastnn import layers
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3))
+    y = rng.integers(0, 2, 40)
+    w = rng.random(40)
+    model = fastnn.Sequential([layers.Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  weighted_metrics=["accuracy"])
+    model.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "m.fastnn"
+    model.save(path)
+    loaded = fastnn.models.load_model(path)
+    assert [m.name for m in loaded.compiled_weighted_metrics] == ["accuracy"]
+    got = loaded.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    want = model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    assert set(got) == {"loss", "accuracy", "weighted_accuracy"}
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-12)

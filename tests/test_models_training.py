@@ -74,6 +74,13 @@ def test_compile_resolves_names_and_objects():
     ({"loss": "mse", "metrics": ["acuracy"]}, ValueError, r"metrics\[0\]"),
     ({"loss": "mse", "metrics": ["mae", "mae"]}, ValueError, "distinct"),
     ({"loss": "mse", "metrics": {"out": "mae"}}, TypeError, "single output"),
+    ({"loss": "mse", "weighted_metrics": ["maee"]}, ValueError, r"weighted_metrics\[0\]"),
+    ({"loss": "mse", "weighted_metrics": ["mae", "mae"]}, ValueError, "weighted_metrics: .*distinct"),
+    ({"loss": "mse", "weighted_metrics": {"out": "mae"}}, TypeError, "weighted_metrics must be a list"),
+    ({"loss": "mse", "weighted_metrics": [fastnn.metrics.MeanAbsoluteError(name="loss")]},
+     ValueError, "weighted_metrics: a metric cannot be named 'loss'"),
+    ({"loss": "mse", "metrics": [fastnn.metrics.MeanAbsoluteError(name="weighted_mae"), "mae"],
+      "weighted_metrics": ["mae"]}, ValueError, r"weighted_metrics: the names \['weighted_mae'\]"),
 ])
 def test_compile_rejects_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -493,6 +500,13 @@ BAD_FIT_INPUTS = [
     ({"validation_data": (X_OK, Y_OK + 9)}, ValueError, r"validation_data\[1\] has label"),
     ({"validation_data": (X_OK, Y_OK, np.ones(3))}, ValueError, r"validation_data\[2\]"),
     ({"callbacks": ["progbar"]}, TypeError, "callbacks"),
+    ({"validation_batch_size": 0}, ValueError, "validation_batch_size"),
+    ({"validation_batch_size": 2.0}, TypeError, "validation_batch_size"),
+    ({"validation_freq": 0}, ValueError, "validation_freq"),
+    ({"validation_freq": 1.5}, TypeError, "validation_freq"),
+    ({"validation_freq": True}, TypeError, "validation_freq"),
+    ({"validation_freq": "2"}, TypeError, "validation_freq"),
+    ({"validation_freq": [2, 0]}, ValueError, r"validation_freq\[1\]"),
 ]
 
 
@@ -766,3 +780,282 @@ def test_inference_uses_a_fused_predictor(monkeypatch, f64):
     model.add(Dense(2))                                     # a new stack asks for a new predictor
     model.predict(x, verbose=0)
     assert ops.predictor is not first
+
+
+# ----------------------------------------------------------------------------- validation_freq, validation_batch_size
+
+class _ValRecorder(callbacks.Callback):
+    """Records which epochs had val_ logs, the val_loss, and the test batches run."""
+
+    def __init__(self, xv, yv):
+        super().__init__()
+        self.xv, self.yv = xv, yv
+        self.validated, self.expected, self.seen, self.test_batches = [], [], [], 0
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.test_batches += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if "val_loss" in logs:
+            self.validated.append(epoch)
+            self.seen.append(logs["val_loss"])
+            # evaluate() of the weights at the end of this epoch: what val_loss must be
+            self.expected.append(self.model.evaluate(self.xv, self.yv, batch_size=1000, verbose=0)[0])
+
+
+@pytest.mark.parametrize("freq, initial_epoch, validated", [
+    (1, 0, [0, 1, 2, 3, 4]),
+    (2, 0, [1, 3]),
+    (2, 1, [1, 3]),            # Keras counts epochs from 0, not from initial_epoch
+    (3, 0, [2]),
+    (9, 0, []),
+    ([1, 4, 7], 0, [0, 3]),    # a list names 1-based epochs
+])
+def test_validation_freq_follows_keras(use_backend, f64, freq, initial_epoch, validated):
+    x, y = blobs(n=40)
+    xv, yv = blobs(n=15, seed=3)
+    model = classifier()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rec = _ValRecorder(xv, yv)
+    history = model.fit(x, y, batch_size=8, epochs=5, initial_epoch=initial_epoch, verbose=0,
+                        validation_data=(xv, yv), validation_freq=freq, callbacks=[rec])
+    assert rec.validated == validated
+    assert history.epoch == list(range(initial_epoch, 5))
+    assert len(history.history["loss"]) == 5 - initial_epoch
+    if validated:
+        # As in Keras, the val_ lists hold the validated epochs only.
+        assert len(history.history["val_loss"]) == len(history.history["val_accuracy"]) == len(validated)
+        np.testing.assert_allclose(history.history["val_loss"], rec.expected, rtol=1e-12)
+    else:
+        assert not any(k.startswith("val_") for k in history.history)
+
+
+def test_validation_batch_size_batches_only_the_validation(use_backend, f64):
+    x, y = blobs(n=30)
+    xv, yv = blobs(n=30, seed=4)
+    runs = {}
+    for vbs in (None, 7, 30):
+        fastnn.utils.set_random_seed(2)
+        model = classifier()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        rec = _ValRecorder(xv, yv)
+        history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, validation_data=(xv, yv),
+                            validation_batch_size=vbs, callbacks=[rec])
+        runs[vbs] = (rec.test_batches, history.history)
+    # (rec's own evaluate() does not call rec back)
+    assert runs[None][0] == 2 * math.ceil(30 / 4)            # default: batch_size
+    assert runs[7][0] == 2 * math.ceil(30 / 7)
+    assert runs[30][0] == 2
+    for vbs in (7, 30):                                      # same training, same values
+        assert runs[vbs][1]["loss"] == runs[None][1]["loss"]
+        np.testing.assert_allclose(runs[vbs][1]["val_loss"], runs[None][1]["val_loss"], rtol=1e-12)
+        assert runs[vbs][1]["val_accuracy"] == runs[None][1]["val_accuracy"]
+
+
+def _frozen(model):
+    for layer in model.layers:
+        layer.trainable = False
+    return model
+
+
+def _stalled_model():
+    """A model whose validation loss does not move (every layer frozen)."""
+    model = _frozen(classifier())
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _missing_warnings(record, monitor="val_loss"):
+    return [w for w in record if issubclass(w.category, RuntimeWarning)
+            and f"monitoring {monitor!r}, which is not in the logs" in str(w.message)]
+
+
+def test_early_stopping_counts_only_validated_epochs(f64):
+    x, y = blobs(n=20)
+    es = callbacks.EarlyStopping(monitor="val_loss", patience=2)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        history = _stalled_model().fit(x, y, epochs=10, verbose=0, validation_data=(x, y),
+                                       validation_freq=2, callbacks=[es])
+    # validated epochs 1 (best), 3 (wait 1), 5 (wait 2: stop); the epochs without
+    # validation warn and are skipped, not counted as epochs without improvement
+    assert history.epoch == [0, 1, 2, 3, 4, 5]
+    assert len(history.history["val_loss"]) == 3
+    assert es.stopped_epoch == 5
+    assert len(_missing_warnings(record)) == 3                # epochs 0, 2, 4
+
+
+def test_reduce_lr_on_plateau_counts_only_validated_epochs(f64):
+    x, y = blobs(n=20)
+    model = classifier()
+    model.compile(optimizer=optimizers.SGD(learning_rate=1e-12), loss="sparse_categorical_crossentropy")
+    lr = callbacks.ReduceLROnPlateau(monitor="val_loss", patience=2, factor=0.5)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, epochs=6, verbose=0, validation_data=(x, y),
+                            validation_freq=2, callbacks=[lr])
+    # val_loss moves by far less than min_delta: no improvement after epoch 1; the
+    # patience of 2 runs out at epoch 5 (3 and 5 without improvement), not at epoch 2
+    assert history.history["learning_rate"] == [1e-12] * 6
+    assert model.optimizer.current_learning_rate() == pytest.approx(0.5e-12, rel=1e-12)
+    assert len(_missing_warnings(record)) == 3
+
+
+def test_model_checkpoint_best_only_skips_unvalidated_epochs(tmp_path, f64):
+    x, y = blobs(n=20)
+    ckpt = callbacks.ModelCheckpoint(str(tmp_path / "m{epoch}.fnn"), monitor="val_loss",
+                                     save_best_only=True)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _stalled_model().fit(x, y, epochs=4, verbose=0, validation_data=(x, y), validation_freq=2,
+                             callbacks=[ckpt])
+    # epoch 2 (1-based) is the first validated one; at epoch 4 val_loss did not improve
+    assert ckpt.saved == [str(tmp_path / "m2.fnn")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m2.fnn"]
+    assert len(_missing_warnings(record)) == 2
+
+
+# ----------------------------------------------------------------------------- weighted_metrics
+
+def _weighted_accuracy(model, x, y, w):
+    correct = np.argmax(model.predict(x, verbose=0), axis=1) == y
+    return float(np.sum(w * correct) / np.sum(w)), float(np.mean(correct))
+
+
+def test_weighted_metrics_in_evaluate_and_test_on_batch(use_backend, f64):
+    x, y = blobs(n=25, spread=3.0)                           # overlapping: some mistakes
+    fastnn.utils.set_random_seed(0)
+    model = classifier()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], weighted_metrics=["accuracy", "sparse_categorical_accuracy"])
+    assert [m.name for m in model.compiled_weighted_metrics] == ["accuracy", "sparse_categorical_accuracy"]
+    sw = np.linspace(0.1, 3.0, len(x))
+    weighted, plain = _weighted_accuracy(model, x, y, sw)
+    assert 0 < plain < 1 and weighted != pytest.approx(plain)
+    logs = model.evaluate(x, y, sample_weight=sw, batch_size=6, verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "accuracy", "weighted_accuracy", "sparse_categorical_accuracy"]
+    assert logs["accuracy"] == pytest.approx(plain, rel=1e-14)
+    assert logs["weighted_accuracy"] == pytest.approx(weighted, rel=1e-14)
+    assert logs["sparse_categorical_accuracy"] == pytest.approx(weighted, rel=1e-14)
+    as_list = model.evaluate(x, y, sample_weight=sw, verbose=0)
+    assert as_list == pytest.approx([logs["loss"], plain, weighted, weighted], rel=1e-14)
+    assert model.test_on_batch(x, y, sample_weight=sw, return_dict=True) == pytest.approx(logs, rel=1e-13)
+    # without weights, the weighted metrics are the plain ones
+    unweighted = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert unweighted["weighted_accuracy"] == pytest.approx(plain, rel=1e-14)
+
+
+def test_weighted_regression_metric_by_hand(use_backend, f64):
+    x, y = regression_data(n=10)
+    w, b = np.array([0.5, -1.0, 2.0]), 0.3
+    model = linear_model(w, b)
+    model.compile(optimizer=optimizers.SGD(learning_rate=0.1), loss="mse", metrics=["mae"],
+                  weighted_metrics=["mae", "mse"])
+    r = x @ w + b - y[:, 0]
+    sw = np.arange(1.0, 11.0)
+    logs = model.train_on_batch(x, y, sample_weight=sw, return_dict=True)   # measured before the step
+    assert logs["mae"] == pytest.approx(np.mean(np.abs(r)), rel=1e-13)
+    assert logs["weighted_mae"] == pytest.approx(np.sum(sw * np.abs(r)) / np.sum(sw), rel=1e-13)
+    assert logs["mse"] == pytest.approx(np.sum(sw * r ** 2) / np.sum(sw), rel=1e-13)
+    assert logs["loss"] == pytest.approx(np.sum(sw * r ** 2) / len(x), rel=1e-13)  # Keras: / N
+
+
+def test_fit_weights_metrics_by_sample_and_class_weight(use_backend, f64):
+    x, y = blobs(n=23, spread=3.0)
+    xv, yv = blobs(n=17, seed=6, spread=3.0)
+    fastnn.utils.set_random_seed(1)
+    # frozen: every batch sees the same weights, so the epoch's metrics are those of
+    # model.predict over the whole set, whatever the batches and their order
+    model = _frozen(classifier())
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], weighted_metrics=["accuracy"])
+    sw = np.linspace(0.2, 2.0, len(x))
+    cw = {0: 3.0, 2: 0.25}
+    swv = np.linspace(2.0, 0.5, len(xv))
+    history = model.fit(x, y, batch_size=5, epochs=2, verbose=0, sample_weight=sw, class_weight=cw,
+                        validation_data=(xv, yv, swv))
+    weighted, plain = _weighted_accuracy(model, x, y, sw * np.array([3.0, 1.0, 0.25])[y])
+    val_weighted, val_plain = _weighted_accuracy(model, xv, yv, swv)
+    h = history.history
+    assert list(h) == ["loss", "accuracy", "weighted_accuracy",
+                       "val_loss", "val_accuracy", "val_weighted_accuracy"]
+    np.testing.assert_allclose(h["accuracy"], [plain] * 2, rtol=1e-14)
+    np.testing.assert_allclose(h["weighted_accuracy"], [weighted] * 2, rtol=1e-14)
+    np.testing.assert_allclose(h["val_accuracy"], [val_plain] * 2, rtol=1e-14)
+    np.testing.assert_allclose(h["val_weighted_accuracy"], [val_weighted] * 2, rtol=1e-14)
+    assert weighted != pytest.approx(plain)
+
+
+def _train_weighted(backend):
+    with config.use_backend(backend):
+        fastnn.utils.set_random_seed(5)
+        x, y = blobs(n=60, spread=2.0)
+        model = classifier(dropout=0.2)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], weighted_metrics=["accuracy"])
+        history = model.fit(x, y, batch_size=8, epochs=3, validation_split=0.25, verbose=0,
+                            sample_weight=np.linspace(0.5, 1.5, 60), class_weight={1: 2.0},
+                            validation_freq=2, validation_batch_size=5)
+        return model.get_weights(), history.history
+
+
+@pytest.mark.skipif("fast" not in backends.available(), reason="compiled kernels not built")
+def test_weighted_metrics_agree_across_backends(f64):
+    w_ref, h_ref = _train_weighted("reference")
+    w_fast, h_fast = _train_weighted("fast")
+    for a, b in zip(w_fast, w_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert list(h_fast) == list(h_ref) == ["loss", "accuracy", "weighted_accuracy",
+                                           "val_loss", "val_accuracy", "val_weighted_accuracy"]
+    assert len(h_ref["val_loss"]) == 1 and len(h_ref["loss"]) == 3
+    for key in h_ref:
+        np.testing.assert_allclose(h_fast[key], h_ref[key], rtol=1e-9)
+
+
+def test_weighted_metrics_keep_the_per_op_loop(monkeypatch):
+    ops = _FusedOps(backends.get("reference"))
+    monkeypatch.setattr(backends, "get", lambda name=None: ops)
+    x, y = blobs(n=20)
+    model = classifier()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=5, epochs=1, verbose=0)
+    assert ops.plans == []                                   # the fused plan cannot weight them
+    assert list(history.history) == ["loss", "accuracy"]     # its own name: no plain one
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=5, epochs=1, verbose=0)
+    assert len(ops.plans) == 1
+
+
+def test_weighted_metrics_need_their_own_objects():
+    acc = fastnn.metrics.SparseCategoricalAccuracy()
+    with pytest.raises(ValueError, match="same objects"):
+        classifier().compile(loss="sparse_categorical_crossentropy", metrics=[acc], weighted_metrics=[acc])
+
+
+def test_compile_config_round_trip_keeps_weighted_metrics(f64):
+    model = classifier()
+    assert model.get_compile_config() is None
+    model.compile(optimizer=optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], weighted_metrics=["accuracy", fastnn.metrics.Recall(name="rec")])
+    config_ = model.get_compile_config()
+    import json
+    config_ = json.loads(json.dumps(config_))                 # JSON-able
+    other = classifier()
+    other.compile_from_config(config_)
+    assert isinstance(other.optimizer, optimizers.Adam)
+    assert other.optimizer.get_config() == model.optimizer.get_config()
+    assert [m.name for m in other.compiled_metrics] == ["accuracy"]
+    assert [m.name for m in other.compiled_weighted_metrics] == ["accuracy", "rec"]
+    assert other._weighted_metric_keys == ["weighted_accuracy", "rec"]
+    x, y = blobs(n=12)
+    other.set_weights(model.get_weights())
+    sw = np.linspace(1, 2, 12)
+    assert (other.evaluate(x, y, sample_weight=sw, verbose=0)
+            == pytest.approx(model.evaluate(x, y, sample_weight=sw, verbose=0), rel=1e-14))
+    del config_["weighted_metrics"]                          # configs from before weighted_metrics
+    other.compile_from_config(config_)
+    assert other.compiled_weighted_metrics == []
+    with pytest.raises(ValueError, match="missing"):
+        other.compile_from_config({"loss": "mse"})
+    with pytest.raises(TypeError, match="config"):
+        other.compile_from_config([1])

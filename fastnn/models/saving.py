@@ -331,6 +331,8 @@ def _compile_config(model) -> dict | None:
         "loss": losses.serialize(loss),
         # Each metric keeps the name it was compiled under (History keys survive a reload).
         "metrics": [metrics.serialize(m) for m in getattr(model, "compiled_metrics", None) or []],
+        "weighted_metrics": [metrics.serialize(m)
+                             for m in getattr(model, "compiled_weighted_metrics", None) or []],
     }
 
 
@@ -571,7 +573,9 @@ def _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where)
         optimizer = optimizers.deserialize(compile_config["optimizer"], custom_objects)
         loss = losses.deserialize(compile_config["loss"], custom_objects)
         model.compile(optimizer=optimizer, loss=loss,
-                      metrics=_metrics_from(compile_config["metrics"], custom_objects))
+                      metrics=_metrics_from(compile_config["metrics"], custom_objects),
+                      weighted_metrics=_metrics_from(compile_config.get("weighted_metrics", []),
+                                                     custom_objects))
         state_layout = config.get("optimizer_state")
         if state_layout is not None:
             optimizer.set_state(_state_from_layout(state_layout, optimizer_tensors, where))

@@ -30,8 +30,9 @@ this module's Python loop (:meth:`TrainingMixin._train_epoch`). A backend may
 offer a compiled one: if ``ops = fastnn.backends.get()`` has
 ``fused_fit_plan`` and the model qualifies (only Dense / Activation / Dropout /
 Flatten layers with backend activations, a built-in loss and optimizer, no
-callback that must see every batch: ``callbacks.requires_per_batch_calls()``
-is False), ``fit`` calls ``ops.fused_fit_plan(model, batch_size=...)``; a
+``weighted_metrics``, no callback that must see every batch:
+``callbacks.requires_per_batch_calls()`` is False), ``fit`` calls
+``ops.fused_fit_plan(model, batch_size=...)``; a
 non-None result is used as the runner for the whole ``fit``. The plan must give
 the same numbers as the Python loop: the same step (above), the same order of
 samples (``order``: the epoch's permutation, or None for no shuffling; the last
@@ -92,6 +93,20 @@ def _rename(exc, old, new):
     return type(exc)(message)
 
 
+def _validation_schedule(validation_freq):
+    """``fit``'s ``validation_freq`` as a predicate on the 0-based epoch index."""
+    if isinstance(validation_freq, (list, tuple)):
+        epochs = set()
+        for i, e in enumerate(validation_freq):
+            epochs.add(check_int(e, f"validation_freq[{i}]", minimum=1))
+        return lambda epoch: epoch + 1 in epochs
+    if isinstance(validation_freq, bool) or not isinstance(validation_freq, numbers.Integral):
+        raise TypeError(f"validation_freq must be an int or a list of epoch numbers, "
+                        f"got {validation_freq!r}")
+    freq = check_int(validation_freq, "validation_freq", minimum=1)
+    return lambda epoch: (epoch + 1) % freq == 0
+
+
 class _Targets:
     """Validated targets and weights of one data set (x, y, per-sample weights)."""
 
@@ -113,6 +128,8 @@ class TrainingMixin:
         self.optimizer = None
         self.loss = None
         self.compiled_metrics = []
+        self.compiled_weighted_metrics = []
+        self._weighted_metric_keys = []   # their keys in the logs (see compile)
         self.stop_training = False
         self.history = None
         self._compiled = False
@@ -125,7 +142,7 @@ class TrainingMixin:
         self._predictor_cache = None
 
     # -- compile ---------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None):
         """Configure the model for training.
 
         Parameters
@@ -135,35 +152,113 @@ class TrainingMixin:
         loss : str or fastnn.losses.Loss
             Name (``'sparse_categorical_crossentropy'``, ``'mse'``, ...) or a loss object.
         metrics : list of str or metric objects, optional
-            Reported by fit and evaluate, e.g. ``['accuracy']``.
+            Reported by fit and evaluate, e.g. ``['accuracy']``. Not weighted by
+            ``sample_weight`` or ``class_weight`` (Keras).
+        weighted_metrics : list of str or metric objects, optional
+            Metrics weighted by ``sample_weight`` (and, in :meth:`fit`,
+            ``class_weight``): each sample counts in proportion to its weight,
+            as in the loss; without weights they equal their unweighted form.
+            As in Keras, each is reported under its own name, or
+            ``'weighted_' + name`` when a plain metric already has that name
+            (``metrics=['accuracy'], weighted_metrics=['accuracy']`` gives
+            ``'accuracy'`` and ``'weighted_accuracy'``). They are computed by
+            the per-op training loop: a model with weighted metrics does not
+            use the fast backend's fused training step.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Unknown or repeated metric names, a metric named ``'loss'``, or one
+            metric object passed in both lists (it would count every batch twice).
         """
         from fastnn import losses, metrics as metrics_module, optimizers
         optimizer = optimizers.get(optimizer)
         loss = None if loss is None else losses.get(loss)
+        compiled = self._metric_objects(metrics, "metrics", loss, metrics_module)
+        weighted = self._metric_objects(weighted_metrics, "weighted_metrics", loss, metrics_module)
+        shared = [m.name for m in weighted if any(m is p for p in compiled)]
+        if shared:
+            raise ValueError(
+                f"weighted_metrics: {shared} are the same objects as in metrics; pass a separate "
+                f"metric object (or a name) to each list")
+        plain_names = {m.name for m in compiled}
+        # Keras's naming: a weighted metric whose name a plain one already has is
+        # reported as 'weighted_<name>'.
+        keys = [f"weighted_{m.name}" if m.name in plain_names else m.name for m in weighted]
+        clashes = sorted(k for k in keys if k in plain_names)
+        if clashes:
+            raise ValueError(f"weighted_metrics: the names {clashes} are taken by metrics; "
+                             f"give the metrics distinct names")
+        self.optimizer = optimizer
+        self.loss = loss
+        self.compiled_metrics = compiled
+        self.compiled_weighted_metrics = weighted
+        self._weighted_metric_keys = keys
+        self._compiled = True
+        self._logits_cache = None
+        self._warn_double_activation()
+
+    @staticmethod
+    def _metric_objects(metrics, argument, loss, metrics_module):
+        """The metric objects of compile's ``metrics`` or ``weighted_metrics`` argument."""
         if metrics is None:
             metrics = []
         elif isinstance(metrics, (str, dict)) or not isinstance(metrics, (list, tuple)):
             if isinstance(metrics, dict):
-                raise TypeError("metrics must be a list; fastnn models have a single output")
+                raise TypeError(f"{argument} must be a list; fastnn models have a single output")
             metrics = [metrics]
         compiled = []
         for i, m in enumerate(metrics):
             try:
                 compiled.append(metrics_module.get(m, loss=loss))
             except (TypeError, ValueError) as exc:
-                raise type(exc)(f"metrics[{i}]: {exc}") from None
+                raise type(exc)(f"{argument}[{i}]: {exc}") from None
         names = [m.name for m in compiled]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"metrics: each metric must have a distinct name; repeated: {duplicates}")
+            raise ValueError(f"{argument}: each metric must have a distinct name; repeated: {duplicates}")
         if "loss" in names:
-            raise ValueError("metrics: a metric cannot be named 'loss' (that key holds the loss)")
-        self.optimizer = optimizer
-        self.loss = loss
-        self.compiled_metrics = compiled
-        self._compiled = True
-        self._logits_cache = None
-        self._warn_double_activation()
+            raise ValueError(f"{argument}: a metric cannot be named 'loss' (that key holds the loss)")
+        return compiled
+
+    def get_compile_config(self):
+        """What :meth:`compile` was given, serialized (JSON-able), or None if not compiled.
+
+        ``{'optimizer': ..., 'loss': ..., 'metrics': [...], 'weighted_metrics': [...]}``
+        in the forms of :func:`fastnn.optimizers.serialize`, :func:`fastnn.losses.serialize`
+        and :func:`fastnn.metrics.serialize`; :meth:`compile_from_config` takes it back.
+        Each metric keeps the name it was compiled under, so History keys survive.
+        """
+        if not self._compiled or self.optimizer is None or self.loss is None:
+            return None
+        from fastnn import losses, metrics, optimizers
+        return {
+            "optimizer": optimizers.serialize(self.optimizer),
+            "loss": losses.serialize(self.loss),
+            "metrics": [metrics.serialize(m) for m in self.compiled_metrics],
+            "weighted_metrics": [metrics.serialize(m) for m in self.compiled_weighted_metrics],
+        }
+
+    def compile_from_config(self, config, custom_objects=None):
+        """:meth:`compile` with the output of :meth:`get_compile_config` (a fresh optimizer
+        and fresh metric states; ``'weighted_metrics'`` may be absent)."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        missing = [k for k in ("optimizer", "loss") if k not in config]
+        if missing:
+            raise ValueError(f"config: missing {missing}")
+        from fastnn import losses, metrics, optimizers
+
+        def metric_list(key):
+            entries = config.get(key) or []
+            if not isinstance(entries, list):
+                raise ValueError(f"config[{key!r}] must be a list")
+            return [metrics.deserialize(e, custom_objects) if isinstance(e, dict) else e
+                    for e in entries]
+
+        self.compile(optimizer=optimizers.deserialize(config["optimizer"], custom_objects),
+                     loss=losses.deserialize(config["loss"], custom_objects),
+                     metrics=metric_list("metrics"), weighted_metrics=metric_list("weighted_metrics"))
 
     def _warn_double_activation(self):
         """Warn about a softmax/sigmoid output fed to a loss that applies it again."""
@@ -357,7 +452,7 @@ class TrainingMixin:
     def _train_step(self, x, y, weights):
         """One gradient step on a batch; returns (loss incl. penalties, y_pred or None)."""
         # The penalties are those of the weights the gradients were taken at.
-        value, y_pred = self._compute_gradients(x, y, weights, need_output=bool(self.compiled_metrics))
+        value, y_pred = self._compute_gradients(x, y, weights, need_output=self._has_metrics())
         self.optimizer.apply(self.gradients, self.trainable_weights)
         self.apply_constraints()
         return value, y_pred
@@ -378,20 +473,30 @@ class TrainingMixin:
         return value, y_pred
 
     # -- bookkeeping of running means -----------------------------------------------------
+    def _has_metrics(self):
+        return bool(self.compiled_metrics or self.compiled_weighted_metrics)
+
     def _reset_metrics(self):
         for m in self.compiled_metrics:
             m.reset_state()
+        for m in self.compiled_weighted_metrics:
+            m.reset_state()
 
-    def _update_metrics(self, y, y_pred):
+    def _update_metrics(self, y, y_pred, weights=None):
         # As in Keras, compile(metrics=...) are not weighted by sample_weight or
         # class_weight: those shape the loss, the metrics report plain counts.
+        # compile(weighted_metrics=...) take the same per-sample weights as the loss.
         for m in self.compiled_metrics:
             m.update_state(y, y_pred)
+        for m in self.compiled_weighted_metrics:
+            m.update_state(y, y_pred, sample_weight=weights)
 
     def _logs(self, loss_sum, count):
         logs = {"loss": loss_sum / count if count else float("nan")}
         for m in self.compiled_metrics:
             logs[m.name] = float(m.result())
+        for key, m in zip(self._weighted_metric_keys, self.compiled_weighted_metrics):
+            logs[key] = float(m.result())
         return logs
 
     def _check_finite(self, value, epoch, batch, state):
@@ -418,7 +523,7 @@ class TrainingMixin:
         n = data.x.shape[0]
         self._reset_metrics()
         loss_sum, seen = 0.0, 0
-        want_output = bool(self.compiled_metrics)
+        want_output = self._has_metrics()
         for batch, start in enumerate(range(0, n, batch_size)):
             index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
             xb, yb = data.x[index], data.y[index]
@@ -430,7 +535,7 @@ class TrainingMixin:
             loss_sum += value * size
             seen += size
             if want_output:
-                self._update_metrics(yb, y_pred)
+                self._update_metrics(yb, y_pred, wb)
             callbacks.on_train_batch_end(batch, self._logs(loss_sum, seen))
             if self.stop_training:
                 break
@@ -450,12 +555,15 @@ class TrainingMixin:
         opt_ok = type(self.optimizer).__module__.startswith(optimizers.__name__)
         if not (layers_ok and loss_ok and opt_ok) or callbacks.requires_per_batch_calls("train"):
             return None
+        if self.compiled_weighted_metrics:
+            # The compiled runner updates only compile(metrics=...), without weights.
+            return None
         return ops.fused_fit_plan(self, batch_size=batch_size)
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0):
+            sample_weight=None, initial_epoch=0, validation_batch_size=None, validation_freq=1):
         """Train the model by gradient descent for a fixed number of epochs.
 
         The three variants of gradient descent are chosen by ``batch_size``:
@@ -502,15 +610,31 @@ class TrainingMixin:
             rare classes.
         sample_weight : array-like of shape (samples,), optional
             Per-sample loss weights (multiplied with ``class_weight``). As in
-            Keras, the weights shape the loss; the metrics stay unweighted.
+            Keras, the weights shape the loss and the ``weighted_metrics`` of
+            :meth:`compile`; the plain ``metrics`` stay unweighted.
         initial_epoch : int, default 0
             Epoch to start at (to resume a previous run).
+        validation_batch_size : int, optional
+            Samples per batch when computing the ``val_`` metrics; default
+            ``batch_size``. Changes speed and memory, not the values.
+        validation_freq : int or list of int, default 1
+            Validate after the epochs whose 1-based number ``epoch + 1`` is a
+            multiple of ``validation_freq`` (Keras's rule; ``epoch`` counts from
+            0 whatever ``initial_epoch`` is, so ``validation_freq=2`` validates
+            after epochs 2, 4, 6, ... in the progress display), or, given a
+            list, after the 1-based epochs it names (``[1, 5, 10]``).
 
         Returns
         -------
         fastnn.callbacks.History
             ``history.history`` maps ``'loss'``, each metric and their ``'val_'``
-            twins to per-epoch lists.
+            twins to lists with one value per epoch; as in Keras, the ``'val_'``
+            lists only have values for the epochs that were validated (see
+            ``validation_freq``), so they can be shorter than ``'loss'``. The
+            epoch logs that callbacks receive have ``'val_'`` keys only on those
+            epochs; callbacks that monitor one (EarlyStopping,
+            ReduceLROnPlateau, ModelCheckpoint with ``save_best_only``) warn that
+            it is missing and skip the other epochs.
 
         Raises
         ------
@@ -527,6 +651,9 @@ class TrainingMixin:
         shuffle = _check_bool(shuffle, "shuffle")
         validation_split = check_float(validation_split, "validation_split", minimum=0.0,
                                        maximum=1.0, max_inclusive=False)
+        validation_batch_size = check_int(validation_batch_size, "validation_batch_size",
+                                          minimum=1, allow_none=True) or batch_size
+        should_validate = _validation_schedule(validation_freq)
         data = self._check_data(x, y, sample_weight, class_weight)
         val = None
         if validation_data is not None:
@@ -553,8 +680,8 @@ class TrainingMixin:
             else:
                 logs = runner.train_epoch(data.x, data.y, data.weights, order, batch_size, cbks)
                 self._check_finite(logs.get("loss", 0.0), epoch, None, state)
-            if val is not None:
-                val_logs = self._evaluate_data(val, batch_size, cbks)
+            if val is not None and should_validate(epoch):
+                val_logs = self._evaluate_data(val, validation_batch_size, cbks)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbks.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -593,7 +720,7 @@ class TrainingMixin:
                 callbacks.on_test_batch_begin(batch)
             value, y_pred = self._test_step(xb, yb, wb)
             loss_sum += value * xb.shape[0]
-            self._update_metrics(yb, y_pred)
+            self._update_metrics(yb, y_pred, wb)
             if callbacks is not None:
                 callbacks.on_test_batch_end(batch, self._logs(loss_sum, min(start + batch_size, n)))
         logs = self._logs(loss_sum, n)
@@ -605,9 +732,10 @@ class TrainingMixin:
     def _return(self, logs, return_dict):
         if return_dict:
             return dict(logs)
-        if not self.compiled_metrics:
+        if not self._has_metrics():
             return logs["loss"]
-        return [logs["loss"]] + [logs[m.name] for m in self.compiled_metrics]
+        return ([logs["loss"]] + [logs[m.name] for m in self.compiled_metrics]
+                + [logs[key] for key in self._weighted_metric_keys])
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
                  return_dict=False, callbacks=None):
@@ -621,6 +749,7 @@ class TrainingMixin:
             Samples per forward pass (does not change the result).
         verbose : {'auto', 0, 1, 2}, default 'auto'
         sample_weight : array-like of shape (samples,), optional
+            Weights the loss and the ``weighted_metrics`` (not the plain ``metrics``).
         return_dict : bool, default False
             Return ``{'loss': ..., metric name: ...}``.
         callbacks : list of Callback, optional
@@ -629,8 +758,8 @@ class TrainingMixin:
         Returns
         -------
         float or list of float or dict
-            The loss if the model has no metrics, else ``[loss, metric, ...]``
-            in compile order (Keras's conventions). The loss includes the
+            The loss if the model has no metrics, else ``[loss, metric, ...,
+            weighted metric, ...]`` in compile order (Keras's conventions). The loss includes the
             regularization penalties, as the training loss does.
         """
         self._require_compiled("evaluate")
@@ -714,8 +843,8 @@ class TrainingMixin:
         value, y_pred = self._train_step(data.x, data.y, data.weights)
         if not math.isfinite(value):
             warnings.warn(f"train_on_batch: the loss is {value}", RuntimeWarning, stacklevel=2)
-        if self.compiled_metrics:
-            self._update_metrics(data.y, y_pred)
+        if self._has_metrics():
+            self._update_metrics(data.y, y_pred, data.weights)
         return self._return(self._logs(value, 1), return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
