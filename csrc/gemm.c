@@ -603,16 +603,18 @@ FNN_AVX2 static void fnn_pack_t6_avx2_f64(const double *src, ptrdiff_t lds, ptrd
  *
  * For small products packing A costs as much as it saves (BLIS's "sup" kernels
  * make the same trade): the kernel reads op(A) where it lies, element (i, p) at
- * a[i*rs_a + p*cs_a], with B packed as usual (NR values per p), over the whole k
- * range in one pass, and writes the mr x nr tile straight into C with the dense
- * epilogue (bias, preact, relu) fused. Edges need no scratch tile: rows past mr
- * re-read the last valid row of A and are not stored; columns past nr are zero
- * in the packed B and masked out of the stores (and of the loads of C and bias),
- * so nothing outside the operands is touched. */
+ * a[i*rs_a + p*cs_a], and B's NR values for each p at b[p*bs]: a packed panel
+ * (bs == NR) or, when B is not transposed and the panel is full, B itself
+ * (bs == ldb: no packing at all). It runs over the whole k range in one pass and
+ * writes the mr x nr tile straight into C with the dense epilogue (bias, preact,
+ * relu) fused. Edges need no scratch tile: rows past mr re-read the last valid
+ * row of A and are not stored; columns past nr are zero in the packed B (edge
+ * panels are always packed) and masked out of the stores (and of the loads of C
+ * and bias), so nothing outside the operands is touched. */
 
 #define FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, U)                                        \
     {                                                                                       \
-        const V b0 = LOAD(b + 2 * HALF * (U)), b1 = LOAD(b + 2 * HALF * (U) + HALF);        \
+        const V b0 = LOAD(b + bs * (U)), b1 = LOAD(b + bs * (U) + HALF);                    \
         V ai;                                                                               \
         ai = BCAST(a0 + (U) * cs_a); c00 = FMADD(ai, b0, c00); c01 = FMADD(ai, b1, c01);    \
         ai = BCAST(a1 + (U) * cs_a); c10 = FMADD(ai, b0, c10); c11 = FMADD(ai, b1, c11);    \
@@ -665,12 +667,12 @@ FNN_AVX2 static void fnn_pack_t6_avx2_f64(const double *src, ptrdiff_t lds, ptrd
         FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 3)                                        \
         a0 += 4 * cs_a; a1 += 4 * cs_a; a2 += 4 * cs_a;                                     \
         a3 += 4 * cs_a; a4 += 4 * cs_a; a5 += 4 * cs_a; /* dead when ROWS == 4 */        \
-        b += 8 * HALF;                                                                      \
+        b += 4 * bs;                                                                        \
     }                                                                                       \
     for (; p < k; p++) {                                                                    \
         FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 0)                                        \
         a0 += cs_a; a1 += cs_a; a2 += cs_a; a3 += cs_a; a4 += cs_a; a5 += cs_a;             \
-        b += 2 * HALF;                                                                      \
+        b += bs;                                                                            \
     }                                                                                       \
     const __m256i m0 = MASK0, m1 = MASK1;                                                   \
     const V va = SET1(alpha), vb = SET1(beta);                                              \
@@ -703,56 +705,69 @@ FNN_AVX2 static void fnn_pack_t6_avx2_f64(const double *src, ptrdiff_t lds, ptrd
  * contiguous) gets constant offsets, full == 1 drops the masks. */
 FNN_AVX2 static inline __attribute__((always_inline)) void
 fnn_sup_body_f32(const int ROWS, ptrdiff_t k, const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                 ptrdiff_t mr, ptrdiff_t nr, const int full, const float *b, float *c, ptrdiff_t ldc,
+                 ptrdiff_t mr, ptrdiff_t nr, const int full, const float *b, ptrdiff_t bs,
+                 float *c, ptrdiff_t ldc,
                  float alpha, float beta, const float *bias, float *preact, int relu) {
     FNN_SUP_BODY(__m256, float, 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_mul_ps,
                  _mm256_add_ps, _mm256_max_ps, _mm256_fmadd_ps, _mm256_broadcast_ss,
-                 _mm256_load_ps, FNN_SUP_LD_F32, FNN_SUP_ST_F32, FNN_SUP_MASK_F32(0),
+                 _mm256_loadu_ps, FNN_SUP_LD_F32, FNN_SUP_ST_F32, FNN_SUP_MASK_F32(0),
                  FNN_SUP_MASK_F32(1))
 }
 
 FNN_AVX2 static inline __attribute__((always_inline)) void
 fnn_sup_body_f64(const int ROWS, ptrdiff_t k, const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                 ptrdiff_t mr, ptrdiff_t nr, const int full, const double *b, double *c, ptrdiff_t ldc,
+                 ptrdiff_t mr, ptrdiff_t nr, const int full, const double *b, ptrdiff_t bs,
+                 double *c, ptrdiff_t ldc,
                  double alpha, double beta, const double *bias, double *preact, int relu) {
     FNN_SUP_BODY(__m256d, double, 4, _mm256_setzero_pd, _mm256_set1_pd, _mm256_mul_pd,
                  _mm256_add_pd, _mm256_max_pd, _mm256_fmadd_pd, _mm256_broadcast_sd,
-                 _mm256_load_pd, FNN_SUP_LD_F64, FNN_SUP_ST_F64, FNN_SUP_MASK_F64(0),
+                 _mm256_loadu_pd, FNN_SUP_LD_F64, FNN_SUP_ST_F64, FNN_SUP_MASK_F64(0),
                  FNN_SUP_MASK_F64(1))
 }
 
-/* The specialisations of each body, and the entry that picks one. */
-#define FNN_SUP_VARIANT(SFX, W, NAME, ROWS, CS_A, FULL)                                     \
+/* The specialisations of each body, and the entry that picks one. BS is the
+ * packed panel's constant stride (2 vectors) or the run-time ldb of B in place. */
+#define FNN_SUP_VARIANT(SFX, W, NAME, ROWS, CS_A, FULL, BS)                                 \
     FNN_AVX2 static void NAME(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a,      \
-                              ptrdiff_t mr, ptrdiff_t nr, const W *b, W *c, ptrdiff_t ldc,  \
-                              W alpha, W beta, const W *bias, W *preact, int relu) {        \
+                              ptrdiff_t mr, ptrdiff_t nr, const W *b, ptrdiff_t bs, W *c,   \
+                              ptrdiff_t ldc, W alpha, W beta, const W *bias, W *preact,     \
+                              int relu) {                                                   \
         (void)cs_a;                                                                         \
-        fnn_sup_body_##SFX(ROWS, k, a, rs_a, CS_A, mr, nr, FULL, b, c, ldc, alpha, beta,    \
+        (void)bs;                                                                           \
+        fnn_sup_body_##SFX(ROWS, k, a, rs_a, CS_A, mr, nr, FULL, b, BS, c, ldc, alpha, beta,\
                            bias, preact, relu);                                             \
     }
 #define FNN_SUP_DISPATCH(SFX, W)                                                            \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_full_##SFX, 6, 1, 1)                              \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_edge_##SFX, 6, 1, 0)                              \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_full_##SFX, 6, cs_a, 1)                           \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_edge_##SFX, 6, cs_a, 0)                           \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_full_##SFX, 4, 1, 1)                              \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_edge_##SFX, 4, 1, 0)                              \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_full_##SFX, 4, cs_a, 1)                           \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_edge_##SFX, 4, cs_a, 0)                           \
+    enum { fnn_sup_nr_##SFX = 32 / sizeof(W) * 2 };                                         \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_full_##SFX, 6, 1, 1, fnn_sup_nr_##SFX)            \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_edge_##SFX, 6, 1, 0, fnn_sup_nr_##SFX)            \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_full_##SFX, 6, cs_a, 1, fnn_sup_nr_##SFX)         \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_edge_##SFX, 6, cs_a, 0, fnn_sup_nr_##SFX)         \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_full_##SFX, 4, 1, 1, fnn_sup_nr_##SFX)            \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_edge_##SFX, 4, 1, 0, fnn_sup_nr_##SFX)            \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_full_##SFX, 4, cs_a, 1, fnn_sup_nr_##SFX)         \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_edge_##SFX, 4, cs_a, 0, fnn_sup_nr_##SFX)         \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_inplace_##SFX, 6, 1, 1, bs)                       \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_inplace_##SFX, 6, cs_a, 1, bs)                    \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_inplace_##SFX, 4, 1, 1, bs)                       \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_inplace_##SFX, 4, cs_a, 1, bs)                    \
     static void fnn_sup_avx2_##SFX(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a, \
-                                   ptrdiff_t mr, ptrdiff_t nr, const W *b, W *c,            \
-                                   ptrdiff_t ldc, W alpha, W beta, const W *bias,           \
+                                   ptrdiff_t mr, ptrdiff_t nr, const W *b, ptrdiff_t bs,    \
+                                   W *c, ptrdiff_t ldc, W alpha, W beta, const W *bias,     \
                                    W *preact, int relu) {                                   \
-        const int full = nr == 32 / (ptrdiff_t)sizeof(W) * 2;                               \
+        const int full = nr == fnn_sup_nr_##SFX, six = mr > 4, rows = cs_a == 1;            \
         void (*f)(ptrdiff_t, const W *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const W *, \
-                  W *, ptrdiff_t, W, W, const W *, W *, int);                               \
-        if (mr > 4)                                                                         \
-            f = cs_a == 1 ? (full ? fnn_sup6_rows_full_##SFX : fnn_sup6_rows_edge_##SFX)    \
-                          : (full ? fnn_sup6_cols_full_##SFX : fnn_sup6_cols_edge_##SFX);   \
+                  ptrdiff_t, W *, ptrdiff_t, W, W, const W *, W *, int);                    \
+        if (bs != fnn_sup_nr_##SFX) /* B in place: always a full panel */                   \
+            f = six ? (rows ? fnn_sup6_rows_inplace_##SFX : fnn_sup6_cols_inplace_##SFX)    \
+                    : (rows ? fnn_sup4_rows_inplace_##SFX : fnn_sup4_cols_inplace_##SFX);   \
+        else if (six)                                                                       \
+            f = rows ? (full ? fnn_sup6_rows_full_##SFX : fnn_sup6_rows_edge_##SFX)         \
+                     : (full ? fnn_sup6_cols_full_##SFX : fnn_sup6_cols_edge_##SFX);        \
         else                                                                                \
-            f = cs_a == 1 ? (full ? fnn_sup4_rows_full_##SFX : fnn_sup4_rows_edge_##SFX)    \
-                          : (full ? fnn_sup4_cols_full_##SFX : fnn_sup4_cols_edge_##SFX);   \
-        f(k, a, rs_a, cs_a, mr, nr, b, c, ldc, alpha, beta, bias, preact, relu);            \
+            f = rows ? (full ? fnn_sup4_rows_full_##SFX : fnn_sup4_rows_edge_##SFX)         \
+                     : (full ? fnn_sup4_cols_full_##SFX : fnn_sup4_cols_edge_##SFX);        \
+        f(k, a, rs_a, cs_a, mr, nr, b, bs, c, ldc, alpha, beta, bias, preact, relu);        \
     }
 FNN_SUP_DISPATCH(f32, float)
 FNN_SUP_DISPATCH(f64, double)
@@ -965,7 +980,8 @@ FNN_AVX2 static void fnn_epilogue_avx2_f64(double *c, ptrdiff_t ldc, ptrdiff_t m
 typedef void (*FNN_S(fnn_ukr_fn))(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,
                                   T alpha, T beta, const T *bias, T *preact, int relu);
 typedef void (*FNN_S(fnn_sup_fn))(ptrdiff_t k, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                                  ptrdiff_t mr, ptrdiff_t nr, const T *b, T *c, ptrdiff_t ldc,
+                                  ptrdiff_t mr, ptrdiff_t nr, const T *b, ptrdiff_t bs, T *c,
+                                  ptrdiff_t ldc,
                                   T alpha, T beta, const T *bias, T *preact, int relu);
 typedef void (*FNN_S(fnn_row_fn))(ptrdiff_t k, const T *a, ptrdiff_t cs_a, const T *b,
                                   ptrdiff_t ldb, ptrdiff_t n, T *c, T alpha, T beta,
@@ -1255,10 +1271,11 @@ static ptrdiff_t FNN_S(fnn_sup_rows)(ptrdiff_t MR, ptrdiff_t left) {
     return FNN_MIN(MR, left);
 }
 
-/* C[i0:i1, j:j+nr] with the small-problem kernel, from a packed panel of op(B). */
+/* C[i0:i1, j:j+nr] with the small-problem kernel, from a panel of op(B) whose
+ * NR values for each p lie at bp[p*bs] (packed: bs == NR; B in place: bs == ldb). */
 static void FNN_S(fnn_sup_panel)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
                                  ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j, ptrdiff_t nr,
-                                 const T *bp) {
+                                 const T *bp, ptrdiff_t bs) {
     const ptrdiff_t rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
     const T *bias = g->bias ? g->bias + j : NULL;
     for (ptrdiff_t i = i0, mr; i < i1; i += mr) {
@@ -1267,27 +1284,49 @@ static void FNN_S(fnn_sup_panel)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_
         T *preact = g->preact ? g->preact + i * g->ldc + j : NULL;
         const T *ap = g->a + i * rs_a;
         if (g->epilogue_in_kernel) {
-            kd->sup(g->k, ap, rs_a, cs_a, mr, nr, bp, c, g->ldc, g->alpha, g->beta, bias, preact,
-                    g->act == FNN_ACT_RELU);
+            kd->sup(g->k, ap, rs_a, cs_a, mr, nr, bp, bs, c, g->ldc, g->alpha, g->beta, bias,
+                    preact, g->act == FNN_ACT_RELU);
         } else {
-            kd->sup(g->k, ap, rs_a, cs_a, mr, nr, bp, c, g->ldc, g->alpha, g->beta, NULL, NULL, 0);
+            kd->sup(g->k, ap, rs_a, cs_a, mr, nr, bp, bs, c, g->ldc, g->alpha, g->beta, NULL, NULL,
+                    0);
             kd->epilogue(c, g->ldc, mr, nr, bias, g->act, g->act_param, preact);
         }
     }
 }
 
-/* Column panel u (NR wide) of C: pack it into the calling thread's workspace and
- * compute all its rows. */
+/* Whether the full panels of op(B) are read where they lie rather than packed.
+ * When B is not transposed each p's NR values (one 64-byte line) are contiguous
+ * in B already, and for a few row tiles packing is most of the cost: one thread
+ * does 32x784x64 in 39 us in place against 43 packed, 5x784x64 in 7 against
+ * 17. But only if every row of the panel starts a cache line: a row that
+ * straddles two lines doubles the panel's footprint and makes it slower than
+ * packing (55 us). fastnn allocates parameters 64-byte aligned, so its weights
+ * qualify. Many row tiles re-read the panel, and then the packed one, which
+ * stays in L1 when k is small, wins unless the in-place one fits L1 too
+ * (k <= 128). Results are the same either way: this only moves time. */
+#define FNN_SUP_IN_PLACE_MAX_M 32
+#define FNN_SUP_IN_PLACE_MAX_K 128
+static int FNN_S(fnn_sup_b_in_place)(const FNN_S(fnn_gemm_args) *g) {
+    return !g->trans_b && ((uintptr_t)g->b % 64) == 0 && (g->ldb * sizeof(T)) % 64 == 0
+           && (g->m <= FNN_SUP_IN_PLACE_MAX_M || g->k <= FNN_SUP_IN_PLACE_MAX_K);
+}
+
+/* Column panel u (NR wide) of C: compute all its rows, packing the panel into
+ * the calling thread's workspace unless B is read in place. */
 static void FNN_S(fnn_sup_column)(const FNN_S(fnn_gemm_args) *g,
                                   const FNN_S(fnn_kernel_desc) *kd, ptrdiff_t u) {
     const ptrdiff_t j = u * kd->nr, nr = FNN_MIN(kd->nr, g->n - j);
+    if (nr == kd->nr && FNN_S(fnn_sup_b_in_place)(g)) {
+        FNN_S(fnn_sup_panel)(g, kd, 0, g->m, j, nr, g->b + j, g->ldb);
+        return;
+    }
     T *bp = (T *)fnn_workspace_reserve((size_t)(g->k * kd->nr) * sizeof(T));
     if (bp == NULL) {
         FNN_S(fnn_gemm_unpacked)(g, kd, 0, g->m, j, j + nr);
         return;
     }
     FNN_S(fnn_pack_b)(g, kd, j, nr, 0, g->k, bp);
-    FNN_S(fnn_sup_panel)(g, kd, 0, g->m, j, nr, bp);
+    FNN_S(fnn_sup_panel)(g, kd, 0, g->m, j, nr, bp, kd->nr);
 }
 
 #ifdef _OPENMP
@@ -1320,14 +1359,22 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
         fnn_note_region(start, caller_done);
         return;
     }
-    /* Tall C: B is at most as large as A here (n < m), so all of it fits L2. */
-    T *ball = (T *)fnn_workspace_reserve((size_t)(n_panels * k * NR) * sizeof(T));
-    if (ball == NULL) {
-        FNN_S(fnn_gemm_unpacked)(g, kd, 0, g->m, 0, g->n);
-        return;
+    /* Tall C: B is at most as large as A here (n < m), so all of it fits L2. Its
+     * panels are packed once up front, or only the edge panel when B is read in
+     * place. */
+    const int in_place = FNN_S(fnn_sup_b_in_place)(g);
+    const ptrdiff_t first_packed = in_place ? g->n / NR : 0;
+    T *ball = NULL;
+    if (first_packed < n_panels) {
+        ball = (T *)fnn_workspace_reserve((size_t)((n_panels - first_packed) * k * NR) * sizeof(T));
+        if (ball == NULL) {
+            FNN_S(fnn_gemm_unpacked)(g, kd, 0, g->m, 0, g->n);
+            return;
+        }
+        for (ptrdiff_t u = first_packed; u < n_panels; u++)
+            FNN_S(fnn_pack_b)(g, kd, u * NR, FNN_MIN(NR, g->n - u * NR), 0, k,
+                              ball + (u - first_packed) * k * NR);
     }
-    for (ptrdiff_t u = 0; u < n_panels; u++)
-        FNN_S(fnn_pack_b)(g, kd, u * NR, FNN_MIN(NR, g->n - u * NR), 0, k, ball + u * k * NR);
     const ptrdiff_t units = FNN_CEIL_DIV(g->m, FNN_SUP_ROWS_PER_UNIT);
 #pragma omp parallel num_threads(nt)
     {
@@ -1336,9 +1383,13 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
             if (u >= units) break;
             const ptrdiff_t i0 = u * FNN_SUP_ROWS_PER_UNIT;
             const ptrdiff_t i1 = FNN_MIN(g->m, i0 + FNN_SUP_ROWS_PER_UNIT);
-            for (ptrdiff_t v = 0; v < n_panels; v++)
-                FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, FNN_MIN(NR, g->n - v * NR),
-                                     ball + v * k * NR);
+            for (ptrdiff_t v = 0; v < n_panels; v++) {
+                if (v < first_packed)
+                    FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, NR, g->b + v * NR, g->ldb);
+                else
+                    FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, FNN_MIN(NR, g->n - v * NR),
+                                         ball + (v - first_packed) * k * NR, NR);
+            }
         }
         if (omp_get_thread_num() == 0) caller_done = omp_get_wtime();
     }

@@ -66,6 +66,28 @@ def normalize_shape(shape, name: str = "input_shape", *, strip_batch=False) -> t
     return tuple(dims)
 
 
+# Parameters and gradients start on a cache-line boundary: the GEMM then reads a
+# weight matrix whose rows are whole cache lines where it lies instead of
+# copying it into a packed panel (csrc/gemm.c, fnn_sup_b_in_place).
+_ALIGNMENT = 64
+
+
+def _aligned_empty(shape, dtype):
+    """An uninitialized C-contiguous array whose data starts on a 64-byte boundary."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    raw = np.empty(count * dtype.itemsize + _ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT
+    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def _aligned_copy(value):
+    """``value`` copied into a 64-byte aligned array of the same shape and dtype."""
+    out = _aligned_empty(value.shape, value.dtype)
+    out[...] = value
+    return out
+
+
 class _Variable:
     """One parameter array with its gradient, regularizer and constraint."""
 
@@ -74,7 +96,8 @@ class _Variable:
     def __init__(self, name, value, regularizer, constraint):
         self.name = name
         self.value = value
-        self.grad = np.zeros_like(value)
+        self.grad = _aligned_empty(value.shape, value.dtype)
+        self.grad.fill(0)
         self.regularizer = regularizer
         self.constraint = constraint
 
@@ -160,12 +183,13 @@ class Layer:
 
     def add_weight(self, name, shape, initializer, regularizer=None, constraint=None):
         """Create a parameter with ``initializer(shape, dtype)`` and register it."""
-        value = np.ascontiguousarray(initializer(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        value = np.asarray(initializer(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
             raise ValueError(
                 f"layer {self.name!r}: initializer for {name!r} returned shape {value.shape}, "
                 f"expected {tuple(shape)}"
             )
+        value = _aligned_copy(value)
         self._variables.append(_Variable(name, value, regularizer, constraint))
         return value
 

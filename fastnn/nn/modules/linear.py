@@ -7,6 +7,7 @@ import numpy as np
 
 from fastnn import utils
 from fastnn._validation import check_int, resolve_dtype
+from fastnn.layers.base import _aligned_empty
 from fastnn.nn import functional as F
 from fastnn.nn.modules.module import Module, Parameter
 
@@ -52,9 +53,11 @@ class Linear(Module):
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"bias must be a bool, got {bias!r}")
         dtype = resolve_dtype(dtype)
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype, order="F"))
+        # (out, in) as PyTorch shapes it, stored as the (in, out) row-major matrix the
+        # GEMM reads (a Fortran-order view), 64-byte aligned like Keras-style weights
+        self.weight = Parameter(_aligned_empty((self.in_features, self.out_features), dtype).T)
         if bias:
-            self.bias = Parameter(np.empty(self.out_features, dtype=dtype))
+            self.bias = Parameter(_aligned_empty((self.out_features,), dtype))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

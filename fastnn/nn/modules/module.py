@@ -30,6 +30,18 @@ from fastnn.tensor import Tensor, _make_array
 __all__ = ["Module", "Parameter"]
 
 
+
+def _converted(array, dtype):
+    """``array`` as ``dtype`` with the same memory layout (a Fortran-order weight
+    stays Fortran-order) and, like a fresh parameter, 64-byte aligned."""
+    from fastnn.layers.base import _aligned_empty
+    if array.flags.f_contiguous and not array.flags.c_contiguous:
+        out = _aligned_empty(array.shape[::-1], dtype).T
+    else:
+        out = _aligned_empty(array.shape, dtype)
+    out[...] = array
+    return out
+
 class Parameter(Tensor):
     """A tensor that is a model parameter: ``requires_grad=True`` and registered by modules.
 
@@ -338,7 +350,7 @@ class Module:
             return self
         for param in self.parameters():
             if param.data.dtype != dtype:
-                param.data = param.data.astype(dtype, order="K")  # keep the memory layout
+                param.data = _converted(param.data, dtype)
                 if param.grad is not None:
                     param.grad.data = param.grad.data.astype(dtype, order="K")
         return self
