@@ -191,6 +191,10 @@ FNN_NAME(fnn_adam_loop)(FNN_T *p, const FNN_T *g, FNN_T *m, FNN_T *v, FNN_T *v_m
                         FNN_T wd, FNN_T decay, int coupled, int amsgrad) {
     ptrdiff_t i;
     FNN_T d, mi, vi, denom;
+    /* sqrt(v_hat) = sqrt(v) / sqrt(1 - beta_2^t), by a reciprocal computed once:
+     * one division per element instead of two (a vector division is the slowest
+     * instruction of the loop), at a cost of at most an ulp in the denominator. */
+    const FNN_T inv_bc2_sqrt = (FNN_T)1 / bc2_sqrt;
     for (i = 0; i < n; i++) {
         p[i] = p[i] * decay;
         d = g[i];
@@ -204,7 +208,7 @@ FNN_NAME(fnn_adam_loop)(FNN_T *p, const FNN_T *g, FNN_T *m, FNN_T *v, FNN_T *v_m
             v_max[i] = vi;
         }
         /* epsilon outside the bias-corrected square root, as torch.optim */
-        denom = FNN_SQRT(vi) / bc2_sqrt + eps;
+        denom = FNN_SQRT(vi) * inv_bc2_sqrt + eps;
         p[i] = p[i] - step_size * mi / denom;
     }
 }
