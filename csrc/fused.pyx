@@ -679,7 +679,12 @@ cdef class Trainer:
         p.clip_value = optimizer.get("clip_value", 0.0)
 
     cdef char *_workspace(self, shape) except? NULL:
-        arr = np.zeros(shape, self.dtype)
+        # zeroed and 64-byte aligned: the GEMM reads an aligned B (the gradient
+        # dz of a layer, in dW = x^T dz) in place instead of packing it
+        cdef Py_ssize_t nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        raw = np.zeros(nbytes + 64, np.uint8)
+        cdef Py_ssize_t start = (64 - <Py_ssize_t>(<size_t>_data(raw) % 64)) % 64
+        arr = raw[start:start + nbytes]
         self._keep.append(arr)
         return _data(arr)
 
