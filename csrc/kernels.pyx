@@ -21,13 +21,14 @@ runs the reference op.
 import numpy as np
 
 cimport numpy as cnp
+from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from kernels cimport (
     LOSS_BCE, LOSS_CCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SPARSE_CCE,
     act_backward, act_forward, adagrad_update as _adagrad, adam_update as _adam,
     clip_values, dense_backward as _dense_backward, dense_forward as _dense_forward,
-    l1l2_grad as _l1l2_grad, loss_rows, rmsprop_update as _rmsprop, scale as _scale,
+    l1l2_grad as _l1l2_grad, loss_rows, n_chunks, rmsprop_update as _rmsprop, scale as _scale,
     sgd_update as _sgd, softmax_backward_rows, softmax_rows, sum_abs, sum_squares as _sum_squares,
 )
 from gemm cimport FNN_ACT_LINEAR, FNN_ACT_LOG_SOFTMAX, FNN_ACT_SOFTMAX
@@ -809,12 +810,19 @@ cdef bint _all_finite_f64(const uint64_t *u, Py_ssize_t n) noexcept nogil:
     return True
 
 
-def all_finite(x):
+cdef enum:
+    _FINITE_PARALLEL_BLOCK = 1 << 16
+
+
+def all_finite(x, int num_threads=1):
     """Whether every value of ``x`` is finite, or None when ``x`` is not a
     C-contiguous float32/float64 array (the caller then checks with NumPy).
 
     No temporary array, a few hundred nanoseconds for one sample: this is the
-    check on every batch that reaches the compiled predictor.
+    check on every batch that reaches the compiled predictor. Large arrays are
+    scanned by ``num_threads`` threads in fixed blocks (memory-bound: the check
+    of a 10,000-sample MNIST batch otherwise costs the predictor a millisecond
+    on one core while the other waits).
     """
     if not isinstance(x, cnp.ndarray):
         return None
@@ -823,12 +831,23 @@ def all_finite(x):
     if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not cnp.PyArray_IS_C_CONTIGUOUS(X) \
             or not cnp.PyArray_ISALIGNED(X):
         return None
-    cdef const void *p = cnp.PyArray_DATA(X)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(X)
-    cdef bint ok
+    cdef const char *p = <const char *>cnp.PyArray_DATA(X)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(X), nb = n_chunks(n, _FINITE_PARALLEL_BLOCK), c, lo
+    cdef Py_ssize_t itemsize = 4 if t == cnp.NPY_FLOAT32 else 8
+    cdef int bad = 0
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            ok = _all_finite_f32(<const uint32_t *>p, n)
+        if num_threads <= 1 or nb <= 1:
+            if t == cnp.NPY_FLOAT32:
+                bad = not _all_finite_f32(<const uint32_t *>p, n)
+            else:
+                bad = not _all_finite_f64(<const uint64_t *>p, n)
         else:
-            ok = _all_finite_f64(<const uint64_t *>p, n)
-    return ok
+            for c in prange(nb, num_threads=num_threads, schedule='static'):
+                lo = c * _FINITE_PARALLEL_BLOCK
+                if t == cnp.NPY_FLOAT32:
+                    bad |= not _all_finite_f32(<const uint32_t *>(p + lo * itemsize),
+                                               min(<Py_ssize_t>_FINITE_PARALLEL_BLOCK, n - lo))
+                else:
+                    bad |= not _all_finite_f64(<const uint64_t *>(p + lo * itemsize),
+                                               min(<Py_ssize_t>_FINITE_PARALLEL_BLOCK, n - lo))
+    return not bad

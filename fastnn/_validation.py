@@ -138,7 +138,11 @@ def _all_finite(a) -> bool:
         except ImportError:  # reference-only installation
             _compiled_all_finite = False
     if _compiled_all_finite:
-        verdict = _compiled_all_finite(a)
+        threads = 1
+        if np.size(a) >= _PARALLEL_SCAN_SIZE:
+            from fastnn import config
+            threads = config.threads_for(np.size(a))
+        verdict = _compiled_all_finite(a, threads)
         if verdict is not None:
             return verdict
     with np.errstate(over="ignore", invalid="ignore"):
@@ -148,6 +152,8 @@ def _all_finite(a) -> bool:
 
 # fastnn._kernels.all_finite once looked up; False when the module is not built.
 _compiled_all_finite = None
+# Below this many values one thread scans faster than a team starts.
+_PARALLEL_SCAN_SIZE = 1 << 18
 
 
 def as_label_array(y, name: str, *, num_classes=None) -> np.ndarray:

@@ -51,6 +51,7 @@ __all__ = ["explain", "fused_trainer_for", "FusedTrainer", "fused_predictor_for"
 
 #: Bytes of layer input per block of rows in the predictor (see FusedPredictor).
 BLOCK_BYTES = 256 * 1024
+_PREDICT_BLOCK_ROWS = 32
 
 #: Seconds of work per compiled call: long enough that Python's share is negligible,
 #: short enough that the progress bar moves and Ctrl-C is honoured promptly.
@@ -745,11 +746,12 @@ class FusedPredictor:
         if not nodes:
             raise _Decline("the model has no Dense or Activation layer")
         self._threads = _threads()
-        # Rows per block: the widest layer input of a block within 256 KB, so that a
-        # block's operands stay in L2 (and the GEMM takes its no-packing small-problem
-        # path): 80 rows of 784 float32 inputs, 64 of 1024.
+        # Rows per block: 32, the most for which the GEMM reads (aligned) weights in
+        # place instead of packing them for every block (10,000 MNIST rows through
+        # the seed MLP: 9.4 ms against 10.3 ms with 80-row blocks), unless 32 rows of
+        # the widest layer input would not stay in L2 (BLOCK_BYTES): then fewer.
         widest = max(node["n_in"] for node in nodes) * dtype.itemsize
-        block = int(min(256, max(16, (BLOCK_BYTES // widest) // 16 * 16)))
+        block = int(min(_PREDICT_BLOCK_ROWS, max(16, (BLOCK_BYTES // widest) // 16 * 16)))
         self._impl = _fused.Predictor(dtype, n_in, nodes, self._threads[0], self._threads[1],
                                       block)
         # (layer, kernel, bias) of every Dense layer: a rebuilt layer has new arrays
