@@ -54,44 +54,57 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 
 # --------------------------------------------------------------------------- IDX format
 
-def _parse_idx(data: bytes, where: str) -> np.ndarray:
-    """Decode IDX bytes: magic (0, 0, type, ndim), ndim big-endian uint32 sizes, data."""
-    if len(data) < 4:
-        raise ValueError(f"{where}: too short for an IDX file ({len(data)} bytes)")
-    zero0, zero1, type_code, ndim = data[0], data[1], data[2], data[3]
-    if zero0 != 0 or zero1 != 0 or type_code not in _IDX_DTYPES:
-        raise ValueError(
-            f"{where}: not an IDX file (magic number {data[:4].hex()}; expected 0000 followed "
-            "by a type code 08, 09, 0b, 0c, 0d or 0e and the number of dimensions)"
-        )
-    if ndim == 0:
-        raise ValueError(f"{where}: IDX header declares 0 dimensions")
-    header_end = 4 + 4 * ndim
-    if len(data) < header_end:
-        raise ValueError(f"{where}: truncated IDX header ({len(data)} bytes, need {header_end})")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[type_code])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = len(data) - header_end
-    if actual != expected:
-        kind = "truncated" if actual < expected else "has trailing bytes"
-        raise ValueError(
-            f"{where}: IDX data {kind}: header says shape {shape} ({expected} bytes of "
-            f"{dtype.name}), file holds {actual} bytes"
-        )
-    arr = np.frombuffer(data, dtype=dtype, offset=header_end).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="))  # native byte order, a writable copy
+def _read_idx_stream(path: Path) -> np.ndarray:
+    """Read an IDX file straight into its array, decompressing as it goes.
 
-
-def _read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped if the name ends in .gz."""
-    raw = path.read_bytes()
-    if path.suffix != ".gz":
-        return raw
+    IDX: magic (0, 0, type, ndim), ndim big-endian uint32 sizes, then the data.
+    Nothing holds the whole (decompressed) file as bytes next to the array, so
+    loading MNIST peaks at about the size of the arrays instead of three times
+    it, and leaves no freed-but-kept heap behind (18 MB for the training images).
+    """
+    where = str(path)
+    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        return gzip.decompress(raw)
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4:
+                raise ValueError(f"{where}: too short for an IDX file ({len(head)} bytes)")
+            zero0, zero1, type_code, ndim = head
+            if zero0 != 0 or zero1 != 0 or type_code not in _IDX_DTYPES:
+                raise ValueError(
+                    f"{where}: not an IDX file (magic number {head.hex()}; expected 0000 "
+                    "followed by a type code 08, 09, 0b, 0c, 0d or 0e and the number of "
+                    "dimensions)"
+                )
+            if ndim == 0:
+                raise ValueError(f"{where}: IDX header declares 0 dimensions")
+            sizes = f.read(4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise ValueError(f"{where}: truncated IDX header ({4 + len(sizes)} bytes, "
+                                 f"need {4 + 4 * ndim})")
+            shape = tuple(int(d) for d in np.frombuffer(sizes, dtype=">u4"))
+            dtype = np.dtype(_IDX_DTYPES[type_code])
+            arr = np.empty(shape, dtype=dtype.newbyteorder("="))
+            view = memoryview(arr.reshape(-1).view(np.uint8))
+            filled = 0
+            while filled < len(view):
+                got = f.readinto(view[filled:])
+                if not got:
+                    break
+                filled += got
+            trailing = f.read(1)
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise ValueError(f"{path}: not a valid gzip file, or truncated ({exc})") from None
+    if filled < len(view) or trailing:
+        kind = "truncated" if filled < len(view) else "has trailing bytes"
+        held = f"{filled} bytes" if filled < len(view) else "more bytes"
+        raise ValueError(
+            f"{where}: IDX data {kind}: header says shape {shape} ({len(view)} bytes of "
+            f"{dtype.name}), file holds {held}"
+        )
+    if dtype.itemsize > 1 and not dtype.isnative:
+        arr.byteswap(inplace=True)  # the file is big-endian
+    return arr
 
 
 def read_idx(path) -> np.ndarray:
@@ -112,8 +125,7 @@ def read_idx(path) -> np.ndarray:
         Naming the file: bad magic number, truncated header or data, trailing
         bytes, or a broken gzip stream.
     """
-    path = Path(path)
-    return _parse_idx(_read_bytes(path), str(path))
+    return _read_idx_stream(Path(path))
 
 
 # --------------------------------------------------------------------------- locating and downloading
