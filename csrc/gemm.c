@@ -1252,13 +1252,23 @@ static void FNN_S(fnn_gemm_block)(const FNN_S(fnn_gemm_args) *g,
 
 /* ---- small problems: no packing of A ------------------------------------------------- */
 
+/* All of B in L2 next to a unit of rows of A (the L2 is 512 KB). */
+#define FNN_SUP_TALL_B_BYTES (256.0 * 1024)
+
 /* Small enough that packing does not pay: A stays in L2 while it is re-read for
- * every NR-wide column panel, and one full-k panel of B fits in L2 too. Decided by
- * the shape alone (never by the thread count), so results stay thread-independent. */
+ * every NR-wide column panel, and one full-k panel of B fits in L2 too. Or tall
+ * and narrow (n < m, as the seed MLP's 256x784 @ 784x64 and its weight gradient
+ * 784x256 @ 256x64): then C is done in units of rows, each through every panel
+ * of B while its rows of A are in L2, so A's size does not matter as long as all
+ * of B stays in L2 (packing 256x784 of A took a quarter of the packed path's
+ * time at that shape). Decided by the shape alone (never by the thread count),
+ * so results stay thread-independent. */
 static int FNN_S(fnn_use_sup)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd) {
     const double a_bytes = (double)g->m * (double)g->k * sizeof(T);
+    const double b_bytes = (double)g->k * (double)g->n * sizeof(T);
     const double b_panel_bytes = (double)g->k * (double)kd->nr * sizeof(T);
-    return kd->sup != NULL && a_bytes <= 256.0 * 1024 && b_panel_bytes <= 128.0 * 1024;
+    if (kd->sup == NULL || b_panel_bytes > 128.0 * 1024) return 0;
+    return a_bytes <= 256.0 * 1024 || (g->n < g->m && b_bytes <= FNN_SUP_TALL_B_BYTES);
 }
 
 /* Rows of the next tile when `left` rows remain. The kernel also has a 4-row
@@ -1329,9 +1339,75 @@ static void FNN_S(fnn_sup_column)(const FNN_S(fnn_gemm_args) *g,
     FNN_S(fnn_sup_panel)(g, kd, 0, g->m, j, nr, bp, kd->nr);
 }
 
-#ifdef _OPENMP
-/* Rows per unit of work when threads share the rows of a small product. */
+/* Rows per unit of work when the rows of a tall product are shared out. */
 #define FNN_SUP_ROWS_PER_UNIT 48
+
+/* Rows [i0, i1) of C through every panel of B: panels before `first_packed` are
+ * read in place, the others from `ball` (packed, k x NR each). */
+static void FNN_S(fnn_sup_rows_unit)(const FNN_S(fnn_gemm_args) *g,
+                                     const FNN_S(fnn_kernel_desc) *kd, ptrdiff_t i0,
+                                     ptrdiff_t i1, ptrdiff_t first_packed, const T *ball) {
+    const ptrdiff_t NR = kd->nr, n_panels = FNN_CEIL_DIV(g->n, NR);
+    for (ptrdiff_t v = 0; v < n_panels; v++) {
+        if (v < first_packed)
+            FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, NR, g->b + v * NR, g->ldb);
+        else
+            FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, FNN_MIN(NR, g->n - v * NR),
+                                 ball + (v - first_packed) * g->k * NR, NR);
+    }
+}
+
+/* Tall C (n < m) on nt threads (1: no team). All of B fits L2 (fnn_use_sup): its
+ * panels are packed once up front, or only the edge panel when B is read in
+ * place; then units of FNN_SUP_ROWS_PER_UNIT rows go through every panel while
+ * their rows of A are in L2. Units are handed out from a shared counter (see
+ * fnn_gemm_sup_parallel). */
+static void FNN_S(fnn_sup_tall)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
+                                int nt) {
+    const ptrdiff_t NR = kd->nr, k = g->k, n_panels = FNN_CEIL_DIV(g->n, NR);
+    const int in_place = FNN_S(fnn_sup_b_in_place)(g);
+    const ptrdiff_t first_packed = in_place ? g->n / NR : 0;
+    T *ball = NULL;
+    if (first_packed < n_panels) {
+        ball = (T *)fnn_workspace_reserve((size_t)((n_panels - first_packed) * k * NR) * sizeof(T));
+        if (ball == NULL) {
+            FNN_S(fnn_gemm_unpacked)(g, kd, 0, g->m, 0, g->n);
+            return;
+        }
+        for (ptrdiff_t u = first_packed; u < n_panels; u++)
+            FNN_S(fnn_pack_b)(g, kd, u * NR, FNN_MIN(NR, g->n - u * NR), 0, k,
+                              ball + (u - first_packed) * k * NR);
+    }
+    const ptrdiff_t units = FNN_CEIL_DIV(g->m, FNN_SUP_ROWS_PER_UNIT);
+#ifdef _OPENMP
+    if (nt > 1) {
+        long next = 0;
+        double caller_done = 0.0;
+        const double start = omp_get_wtime();
+#pragma omp parallel num_threads(nt)
+        {
+            for (;;) {
+                const ptrdiff_t u = fnn_fetch_inc(&next);
+                if (u >= units) break;
+                FNN_S(fnn_sup_rows_unit)(g, kd, u * FNN_SUP_ROWS_PER_UNIT,
+                                         FNN_MIN(g->m, (u + 1) * FNN_SUP_ROWS_PER_UNIT),
+                                         first_packed, ball);
+            }
+            if (omp_get_thread_num() == 0) caller_done = omp_get_wtime();
+        }
+        fnn_note_region(start, caller_done);
+        return;
+    }
+#else
+    (void)nt;
+#endif
+    for (ptrdiff_t u = 0; u < units; u++)
+        FNN_S(fnn_sup_rows_unit)(g, kd, u * FNN_SUP_ROWS_PER_UNIT,
+                                 FNN_MIN(g->m, (u + 1) * FNN_SUP_ROWS_PER_UNIT), first_packed,
+                                 ball);
+}
+
+#ifdef _OPENMP
 
 /* The small-problem path on nt threads. Work is handed out in units from a
  * shared counter rather than split in advance: if the machine is busy and a
@@ -1342,7 +1418,7 @@ static void FNN_S(fnn_sup_column)(const FNN_S(fnn_gemm_args) *g,
  * which thread takes it does not change the results. */
 static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
                                          const FNN_S(fnn_kernel_desc) *kd, int nt) {
-    const ptrdiff_t NR = kd->nr, k = g->k, n_panels = FNN_CEIL_DIV(g->n, NR);
+    const ptrdiff_t n_panels = FNN_CEIL_DIV(g->n, kd->nr);
     long next = 0;
     double caller_done = 0.0;
     const double start = omp_get_wtime();
@@ -1359,41 +1435,7 @@ static void FNN_S(fnn_gemm_sup_parallel)(const FNN_S(fnn_gemm_args) *g,
         fnn_note_region(start, caller_done);
         return;
     }
-    /* Tall C: B is at most as large as A here (n < m), so all of it fits L2. Its
-     * panels are packed once up front, or only the edge panel when B is read in
-     * place. */
-    const int in_place = FNN_S(fnn_sup_b_in_place)(g);
-    const ptrdiff_t first_packed = in_place ? g->n / NR : 0;
-    T *ball = NULL;
-    if (first_packed < n_panels) {
-        ball = (T *)fnn_workspace_reserve((size_t)((n_panels - first_packed) * k * NR) * sizeof(T));
-        if (ball == NULL) {
-            FNN_S(fnn_gemm_unpacked)(g, kd, 0, g->m, 0, g->n);
-            return;
-        }
-        for (ptrdiff_t u = first_packed; u < n_panels; u++)
-            FNN_S(fnn_pack_b)(g, kd, u * NR, FNN_MIN(NR, g->n - u * NR), 0, k,
-                              ball + (u - first_packed) * k * NR);
-    }
-    const ptrdiff_t units = FNN_CEIL_DIV(g->m, FNN_SUP_ROWS_PER_UNIT);
-#pragma omp parallel num_threads(nt)
-    {
-        for (;;) {
-            const ptrdiff_t u = fnn_fetch_inc(&next);
-            if (u >= units) break;
-            const ptrdiff_t i0 = u * FNN_SUP_ROWS_PER_UNIT;
-            const ptrdiff_t i1 = FNN_MIN(g->m, i0 + FNN_SUP_ROWS_PER_UNIT);
-            for (ptrdiff_t v = 0; v < n_panels; v++) {
-                if (v < first_packed)
-                    FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, NR, g->b + v * NR, g->ldb);
-                else
-                    FNN_S(fnn_sup_panel)(g, kd, i0, i1, v * NR, FNN_MIN(NR, g->n - v * NR),
-                                         ball + (v - first_packed) * k * NR, NR);
-            }
-        }
-        if (omp_get_thread_num() == 0) caller_done = omp_get_wtime();
-    }
-    fnn_note_region(start, caller_done);
+    FNN_S(fnn_sup_tall)(g, kd, nt);
 }
 
 /* The packed path on nt threads: thread `tid` computes one contiguous slab of C,
@@ -1530,7 +1572,9 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
 #else
     (void)num_threads;
 #endif
-    if (sup) {
+    if (sup && n < m) {
+        FNN_S(fnn_sup_tall)(&g, &kd, 1);
+    } else if (sup) {
         for (ptrdiff_t u = 0; u < FNN_CEIL_DIV(n, kd.nr); u++) FNN_S(fnn_sup_column)(&g, &kd, u);
     } else {
         FNN_S(fnn_gemm_block)(&g, &kd, 0, m, 0, n);

@@ -323,6 +323,8 @@ def test_broadcast_rows_in_input(dtype):
     (784, 64, 32, True, False),      # small-problem path, split along m
     (157, 4100, 101, False, False),  # several column blocks
     (1, 3000, 400, False, False),    # one-row path, columns split between threads
+    (1000, 50, 300, False, False),   # tall and narrow, A beyond L2: row units, B in L2
+    (784, 64, 256, True, False),     # the same for a weight gradient x^T dz
 ])
 def test_threads_bit_identical(m, n, k, trans_a, trans_b, dtype):
     a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=20)
