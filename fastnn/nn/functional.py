@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 
-from fastnn._validation import as_float_array, as_label_array, check_float, lookup
+from fastnn._validation import _all_finite, as_float_array, as_label_array, check_float, lookup
 from fastnn.tensor import Tensor, _ops, _record, activation
 
 __all__ = [
@@ -62,7 +62,7 @@ def _as_input(x, name="input", dtype=None):
         if dtype is None:
             dtype = x.dtype
         # The common case, a batch of the right dtype, needs only the NaN/inf check.
-        if x.dtype == dtype and x.size and x.flags.c_contiguous and np.isfinite(x).all():
+        if x.dtype == dtype and x.size and x.flags.c_contiguous and _all_finite(x):
             return Tensor._wrap(x)
     return Tensor._wrap(as_float_array(x, name, dtype=dtype))
 
@@ -463,6 +463,31 @@ def _class_scores(input, fname):
     return x
 
 
+def _cross_entropy_default(input, target, reduction):
+    """cross_entropy with its default options on a batch of class indices, or None
+    for anything else (the general path then validates and reports).
+
+    The training loop's case, once per step: the same checks as the general path
+    (probability rows, label range) with fewer calls, then one fused loss op.
+    """
+    x = _class_scores(input, "cross_entropy")
+    X = x.data
+    n, classes = X.shape
+    labels = target.data if isinstance(target, Tensor) else target
+    if (classes < 2 or type(labels) is not np.ndarray or labels.ndim != 1
+            or labels.dtype.kind not in "iu" or labels.shape[0] != n):
+        return None
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        return None
+    first = X[0].tolist()  # a few floats: cheaper in Python than two NumPy reductions
+    if min(first) >= 0 and abs(sum(first) - 1.0) <= 1e-3 and _looks_like_probabilities(X):
+        return None  # the general path warns
+    value, grad = _ops().loss("sparse_categorical_crossentropy", np.ascontiguousarray(X),
+                              labels, from_logits=True)
+    return _loss_result(x, value, grad, float(n) if reduction == "sum" else 1.0)
+
+
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     """Softmax cross-entropy from logits, as ``torch.nn.functional.cross_entropy``.
@@ -494,6 +519,12 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     The other arguments are keyword-only: PyTorch's positional order runs
     through the deprecated ``size_average`` and ``reduce``.
     """
+    if (weight is None and type(ignore_index) is int and ignore_index == -100
+            and type(label_smoothing) is float and label_smoothing == 0.0
+            and (reduction == "mean" or reduction == "sum")):
+        fast = _cross_entropy_default(input, target, reduction)
+        if fast is not None:
+            return fast
     x = _class_scores(input, "cross_entropy")
     reduction = _reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
