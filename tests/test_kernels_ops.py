@@ -642,3 +642,14 @@ def test_all_finite_declines_what_it_cannot_scan():
     assert all_finite(x[:, ::2]) is None  # not contiguous
     assert all_finite(x.astype(np.float16)) is None
     assert all_finite([1.0, 2.0]) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_on_several_threads(dtype):
+    from fastnn._kernels import all_finite
+    x = np.ones(300_001, dtype)
+    assert all_finite(x, 2) is True and all_finite(x, 3) is True
+    for pos in (0, 65_535, 65_536, 200_000, 300_000):
+        y = x.copy()
+        y[pos] = np.nan
+        assert all_finite(y, 2) is False and all_finite(y, 1) is False
