@@ -19,8 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -147,6 +145,9 @@ def _find(directory: Path, name: str) -> Path | None:
 
 def _fetch(url: str, timeout: float = _TIMEOUT) -> bytes:
     """GET ``url``; the one place that touches the network (tests replace it)."""
+    # Imported here: urllib.request pulls in http and email (6 MB of RSS), which
+    # reading files that are already on disk never needs.
+    import urllib.request
     request = urllib.request.Request(url, headers={"User-Agent": "fastnn"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.read()
@@ -159,7 +160,7 @@ def _download(directory: Path, name: str) -> Path:
         url = f"{mirror}{name}.gz"
         try:
             blob = _fetch(url)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # urllib.error.URLError is an OSError
             problems.append(f"{url}: {exc}")
             continue
         try:
