@@ -165,6 +165,49 @@ def test_history_plot_draws_training_and_validation_curves():
     plt.close("all")
 
 
+def test_history_plot_draws_validation_at_the_validated_epochs():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    logs = [{"loss": 1.0 / (e + 1)} for e in range(5)]
+    for e in (1, 3):                                     # validation_freq=2: epochs 2 and 4
+        logs[e]["val_loss"] = 2.0 / (e + 1)
+    history = run_fit(FakeModel(), [], logs)
+    assert history.epochs_by_key == {"loss": [0, 1, 2, 3, 4], "val_loss": [1, 3]}
+    training, validation = history.plot().get_axes()[0].get_lines()
+    np.testing.assert_array_equal(training.get_xdata(), [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(validation.get_xdata(), [2, 4])
+    np.testing.assert_array_equal(validation.get_ydata(), [1.0, 0.5])
+
+    # A History filled by hand, without epochs_by_key, still plots at 1..n.
+    h = C.History()
+    h.history = {"loss": [3.0, 2.0, 1.0], "val_loss": [2.5]}
+    training, validation = h.plot().get_axes()[0].get_lines()
+    np.testing.assert_array_equal(training.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(validation.get_xdata(), [1])
+    plt.close("all")
+
+
+def test_history_of_fit_with_validation_freq_plots_at_validated_epochs():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import fastnn
+    fastnn.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 1))
+    model = fastnn.Sequential([fastnn.layers.Dense(1, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(x, y, epochs=5, batch_size=10, verbose=0, validation_split=0.2,
+                        validation_freq=[1, 4, 5])
+    assert len(history.history["val_loss"]) == 3
+    assert history.epochs_by_key["val_loss"] == [0, 3, 4]
+    validation = history.plot(keys="loss").get_axes()[0].get_lines()[1]
+    np.testing.assert_array_equal(validation.get_xdata(), [1, 4, 5])
+    np.testing.assert_array_equal(validation.get_ydata(), history.history["val_loss"])
+    plt.close("all")
+
+
 def test_history_reused_by_a_second_fit_keeps_epochs_and_values_aligned():
     h = C.History()
     run_fit(FakeModel(), [h], [{"loss": 1.0}, {"loss": 0.5}])

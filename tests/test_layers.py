@@ -306,6 +306,90 @@ def test_dropout_rate_zero_and_bad_rates(f64):
         Dropout(0.5, seed=-1)
 
 
+def test_dropout_noise_shape_broadcasts_the_mask(use_backend, f64, rng):
+    x = rng.normal(size=(6, 5, 4)) + 3.0               # no zeros: y / x recovers the mask
+    layer = Dropout(0.5, noise_shape=(None, 1, None), seed=0)
+    y = layer.forward(x, training=True)
+    assert layer._mask.shape == (6, 1, 4)
+    mask = y / x
+    np.testing.assert_allclose(mask, np.broadcast_to(mask[:, :1, :], x.shape), rtol=1e-15)
+    assert set(np.unique(np.round(mask, 12))) <= {0.0, 2.0}
+    # A fixed size on the batch axis (equal to the input's) and 1 elsewhere: one draw per sample.
+    layer = Dropout(0.5, noise_shape=(6, 1, 1), seed=1)
+    mask = layer.forward(x, training=True) / x
+    assert layer._mask.shape == (6, 1, 1)
+    np.testing.assert_allclose(mask, np.broadcast_to(mask[:, :1, :1], x.shape), rtol=1e-15)
+    # And the mask is what the layer's generator draws, by Keras's rule (keep where u >= rate).
+    u = np.random.default_rng(1).random((6, 1, 1))
+    np.testing.assert_array_equal(layer._mask, (u >= 0.5) / 0.5)
+
+
+def test_dropout_noise_shape_kept_fraction_scaling_and_gradient(use_backend, f64, rng):
+    layer = Dropout(0.25, noise_shape=(None, 1), seed=3)
+    x = np.ones((4000, 8))
+    y = layer.forward(x, training=True)
+    rows = np.unique(y, axis=1)                         # whole rows dropped or kept
+    assert rows.shape == (4000, 1) and set(np.unique(rows)) == {0.0, 1 / 0.75}
+    assert abs(np.mean(rows == 0) - 0.25) < 0.03       # 4000 rows: 4 sigma ~ 0.027
+    g = rng.normal(size=x.shape)
+    np.testing.assert_array_equal(layer.backward(g), g * y)   # the same (broadcast) mask
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)
+    np.testing.assert_array_equal(layer(x), x)
+
+
+def test_dropout_seed_is_independent_of_the_global_generator(f64):
+    x = np.ones((8, 10))
+    fastnn.utils.set_random_seed(0)
+    a = Dropout(0.5, seed=4)
+    state = fastnn.utils.rng().bit_generator.state
+    first = a.forward(x, training=True)
+    assert fastnn.utils.rng().bit_generator.state == state   # the global stream is untouched
+    fastnn.utils.set_random_seed(0)
+    second = a.forward(x, training=True)                     # ... and does not rewind this one
+    assert not np.array_equal(first, second)
+    fastnn.utils.set_random_seed(99)
+    np.testing.assert_array_equal(Dropout(0.5, seed=4).forward(x, training=True), first)
+    draws = np.random.default_rng(4)
+    for got in (first, second):
+        np.testing.assert_array_equal(got, (draws.random(x.shape) >= 0.5) / 0.5)
+
+
+def test_dropout_bad_noise_shape(f64):
+    for bad, error in (("rows", TypeError), (3, TypeError), ((None, 1.5), TypeError),
+                       ((None, 0), ValueError), ((), ValueError)):
+        with pytest.raises(error, match="noise_shape"):
+            Dropout(0.5, noise_shape=bad)
+    with pytest.raises(ValueError, match="noise_shape .* 3 entries but the input has 2 axes"):
+        Dropout(0.5, noise_shape=(None, 1, 1), input_shape=(4,)).build((4,))
+    layer = Dropout(0.5, noise_shape=(None, 3))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        layer.forward(np.ones((2, 4)), training=True)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        layer.build((4,))
+
+
+def test_dropout_noise_shape_trains_on_the_per_op_path(f64, rng):
+    from fastnn.backends import fused
+    if fused._fused_module() is None:
+        pytest.skip("fastnn._fused is not built")
+
+    def make(noise_shape):
+        fastnn.utils.set_random_seed(0)
+        model = fastnn.Sequential([Dense(5, activation="relu", input_shape=(4,)),
+                                   Dropout(0.5, noise_shape=noise_shape),
+                                   Dense(2, activation="softmax")])
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        return model
+    assert fused.explain(make(None)) is None
+    model = make((None, 1))
+    assert "noise_shape" in fused.explain(model)
+    assert fused.fused_trainer_for(model, 8) is None
+    x, y = rng.normal(size=(16, 4)), rng.integers(0, 2, size=16)
+    with config.use_backend("fast"):
+        loss = model.fit(x, y, epochs=2, batch_size=8, verbose=0).history["loss"]
+    assert len(loss) == 2 and np.all(np.isfinite(loss))
+
+
 # ----------------------------------------------------------------------------- Flatten, Input
 
 def test_flatten(f64, rng):
@@ -346,11 +430,15 @@ def test_dense_config_round_trip_is_json(f64):
 
 
 @pytest.mark.parametrize("layer", [
-    Activation("tanh"), Dropout(0.3, seed=2), Flatten(), InputLayer(shape=(2, 3)),
+    Activation("tanh"), Dropout(0.3, seed=2), Dropout(0.2, noise_shape=(None, 1)), Flatten(),
+    InputLayer(shape=(2, 3)),
 ])
 def test_parameter_free_layers_round_trip(layer):
     clone = layers.deserialize(json.loads(json.dumps(layers.serialize(layer))))
     assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    if isinstance(layer, Dropout):
+        assert (clone.rate, clone.noise_shape, clone.seed) == (layer.rate, layer.noise_shape,
+                                                               layer.seed)
 
 
 def test_deserialize_only_known_classes():

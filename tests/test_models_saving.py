@@ -337,6 +337,26 @@ def test_round_trip_predictions_are_bit_identical(tmp_path, floatx, dtype):
     assert _same_bits(restored.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_dropout_noise_shape_and_seed_round_trip(tmp_path):
+    utils.set_random_seed(0)
+    x, y = _data()
+    model = fastnn.Sequential([fastnn.layers.Dense(8, activation="relu", input_shape=(6,)),
+                               fastnn.layers.Dropout(0.5, noise_shape=(None, 1), seed=5),
+                               fastnn.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "model.fnn"
+    model.save(path)
+    restored = load_model(path)
+    dropout = restored.layers[1]
+    assert (dropout.rate, dropout.noise_shape, dropout.seed) == (0.5, (None, 1), 5)
+    assert restored.get_config() == model.get_config()
+    # The saved generator position: the next masks are the ones the original draws.
+    h = np.ones((4, 8))
+    np.testing.assert_array_equal(dropout.forward(h, training=True),
+                                  model.layers[1].forward(h, training=True))
+
+
 def test_compile_settings_and_optimizer_state_are_restored(tmp_path):
     utils.set_random_seed(1)
     x, y = _data()

@@ -312,6 +312,8 @@ def _build_spec(model, batch_size):
         else:  # Dropout
             if layer.rate == 0:
                 continue  # the identity, and no mask is drawn
+            if getattr(layer, "noise_shape", None) is not None:
+                raise _Decline(f"{where}: Dropout with a noise_shape runs on the per-op path")
             own = getattr(layer, "_rng", None)
             key = id(layer) if own is not None else "global"
             if key not in streams:

@@ -16,6 +16,12 @@ class History(Callback):
         ``'val_'`` twins, ``'learning_rate'`` when a learning-rate callback adds it).
     epoch : list[int]
         The epoch indices recorded (they start at ``initial_epoch``).
+    epochs_by_key : dict[str, list[int]]
+        For each key of :attr:`history`, the epoch indices its values belong to
+        (``history.history[key][i]`` is from epoch ``epochs_by_key[key][i]``).
+        The same as :attr:`epoch` for keys logged every epoch; shorter for the
+        ``'val_'`` keys when ``fit`` validated only some epochs
+        (``validation_freq``).
 
     A History passed to a second ``fit`` keeps appending to both. (Keras keeps
     appending to ``history`` but restarts ``epoch``, so that the two no longer
@@ -28,11 +34,13 @@ class History(Callback):
         super().__init__()
         self.history = {}
         self.epoch = []
+        self.epochs_by_key = {}
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
+            self.epochs_by_key.setdefault(key, []).append(epoch)
         if self.model is not None:
             try:
                 self.model.history = self
@@ -49,6 +57,10 @@ class History(Callback):
             ``['loss', 'accuracy']``. Default: every recorded quantity, loss first.
         figsize : tuple, optional
             Matplotlib figure size; default 4.5 inches wide per panel.
+
+        Each curve is drawn at the epochs it was logged: with ``fit(...,
+        validation_freq=k)`` the validation points sit at epochs k, 2k, ...
+        (:attr:`epochs_by_key`), not at 1, 2, ...
 
         Returns
         -------
@@ -83,17 +95,27 @@ class History(Callback):
         if figsize is None:
             figsize = (4.5 * len(keys), 3.5)
         fig, axes = plt.subplots(1, len(keys), figsize=figsize, squeeze=False)
-        epochs = [e + 1 for e in self.epoch] if self.epoch else None
         for ax, key in zip(axes[0], keys):
             for prefix, label in (("", "training"), ("val_", "validation")):
                 values = self.history.get(prefix + key)
                 if values is None:
                     continue
-                x = epochs if epochs is not None and len(epochs) == len(values) else range(1, len(values) + 1)
-                ax.plot(list(x), values, marker="o", markersize=3, label=label)
+                ax.plot(self._plot_epochs(prefix + key, values), values, marker="o",
+                        markersize=3, label=label)
             ax.set_title(key)
             ax.set_xlabel("epoch")
             ax.grid(True, alpha=0.3)
             ax.legend()
         fig.tight_layout()
         return fig
+
+    def _plot_epochs(self, key, values):
+        """The 1-based epoch numbers at which ``values`` (the list of ``key``) were logged."""
+        # A History filled by hand (or made before epochs_by_key existed) has no
+        # per-key record; fall back to the epoch list, then to 1..n.
+        recorded = getattr(self, "epochs_by_key", {}).get(key)
+        if recorded is not None and len(recorded) == len(values):
+            return [e + 1 for e in recorded]
+        if len(self.epoch) == len(values):
+            return [e + 1 for e in self.epoch]
+        return list(range(1, len(values) + 1))

@@ -70,36 +70,93 @@ class Dropout(Layer):
     ----------
     rate : float in [0, 1)
         Fraction of the inputs to drop.
+    noise_shape : tuple of int or None, optional
+        Shape of the dropout mask, batch dimension first, as in Keras: one entry
+        per axis of the input, each ``None`` (the input's size on that axis),
+        the input's size, or 1 (one draw shared along that axis). For inputs of
+        shape ``(batch, timesteps, features)``, ``noise_shape=(None, 1, None)``
+        drops the same features at every timestep. Default: the input's shape
+        (an independent draw per element). A model with a ``noise_shape``
+        trains on the per-op path (see :func:`fastnn.backends.fused.explain`).
     seed : int, optional
-        Seed of this layer's own generator. By default the masks come from
-        fastnn's generator (:func:`fastnn.utils.set_random_seed`).
+        Seed of this layer's own generator, made once here: its masks are then
+        reproducible whatever else draws random numbers, and
+        :func:`fastnn.utils.set_random_seed` neither reseeds nor rewinds it
+        (two layers built with the same ``seed`` draw the same masks). By
+        default the masks come from fastnn's generator, which
+        :func:`~fastnn.utils.set_random_seed` seeds.
     **kwargs
         ``name``, ``trainable``, ``dtype``, ``input_shape``.
     """
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = check_probability(rate, "rate")
+        self.noise_shape = _check_noise_shape(noise_shape)
         self.seed = check_int(seed, "seed", minimum=0, allow_none=True)
         self._rng = None if seed is None else utils.make_rng(self.seed)
         self._mask = None
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.noise_shape is not None:
+            # Fail at build rather than at the first training step.
+            self._mask_shape((None,) + self._in_shape)
+
+    def _mask_shape(self, shape):
+        """The concrete mask shape for a batch of shape ``shape`` (Keras's rule)."""
+        if self.noise_shape is None:
+            return tuple(shape)
+        if len(self.noise_shape) != len(shape):
+            raise ValueError(
+                f"layer {self.name!r}: noise_shape {self.noise_shape} has {len(self.noise_shape)} "
+                f"entries but the input has {len(shape)} axes (batch axis included), "
+                f"input shape {tuple(shape)}")
+        mask_shape = []
+        for axis, (n, d) in enumerate(zip(self.noise_shape, shape)):
+            if n is None:
+                mask_shape.append(d)
+            elif n == 1 or d is None or n == d:
+                mask_shape.append(n)
+            else:
+                raise ValueError(
+                    f"layer {self.name!r}: noise_shape {self.noise_shape} does not broadcast "
+                    f"to the input shape {tuple(shape)} (axis {axis}: {n} is neither 1, "
+                    f"None nor {d})")
+        return tuple(mask_shape)
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
             self._mask = None
             return x
         rng = self._rng if self._rng is not None else utils.rng()
-        self._mask = backends.get().dropout_mask(x.shape, self.rate, rng, x.dtype)
+        self._mask = backends.get().dropout_mask(self._mask_shape(x.shape), self.rate, rng,
+                                                 x.dtype)
         return x * self._mask
 
     def backward(self, grad_y, need_input_grad=True):
-        # y = x * mask, so dL/dx = dL/dy * mask (identity when no mask was drawn).
+        # y = x * mask (broadcast), so dL/dx = dL/dy * mask (identity when no mask was drawn).
         return grad_y if self._mask is None else grad_y * self._mask
 
     def get_config(self):
         config = super().get_config()
-        config.update(rate=self.rate, seed=self.seed)
+        noise_shape = None if self.noise_shape is None else list(self.noise_shape)
+        config.update(rate=self.rate, noise_shape=noise_shape, seed=self.seed)
         return config
+
+
+def _check_noise_shape(noise_shape):
+    """``Dropout``'s ``noise_shape`` as a tuple of positive ints and Nones (or None)."""
+    if noise_shape is None:
+        return None
+    if not isinstance(noise_shape, (tuple, list)):
+        raise TypeError(f"noise_shape must be None or a tuple such as (None, 1), "
+                        f"got {noise_shape!r}")
+    if not noise_shape:
+        raise ValueError("noise_shape must have one entry per input axis, batch axis "
+                         "first, e.g. (None, 1); got ()")
+    return tuple(None if d is None else check_int(d, "noise_shape", minimum=1)
+                 for d in noise_shape)
 
 
 class Flatten(Layer):
