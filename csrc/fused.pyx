@@ -44,7 +44,8 @@ from libc.string cimport memcpy
 
 from kernels cimport (
     CHUNK, LOSS_BCE, LOSS_CCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SPARSE_CCE,
-    act_backward, act_forward, adagrad_update, adam_update, clip_values, dense_backward,
+    act_backward, act_forward, adagrad_update, adam_update, all_finite_values, clip_values,
+    dense_backward,
     dense_forward, l1l2_grad, loss_rows, rmsprop_update, scale, sgd_update,
     softmax_backward_rows, softmax_rows, sum_abs, sum_squares,
 )
@@ -856,19 +857,30 @@ cdef void _predict_rows(const PNode *nodes, int n_nodes, floating *x, Py_ssize_t
         src = dst
 
 
-cdef void _predict_blocks(const PNode *nodes, int n_nodes, floating *x, Py_ssize_t n,
+cdef bint _predict_blocks(const PNode *nodes, int n_nodes, floating *x, Py_ssize_t n,
                           Py_ssize_t n_in, Py_ssize_t n_out, floating *work,
                           Py_ssize_t block, Py_ssize_t width, floating *out,
-                          int threads) noexcept nogil:
-    """Blocks of ``block`` rows, one whole stack per block, blocks shared by threads."""
-    cdef Py_ssize_t b, r0, nb = (n + block - 1) // block
+                          int threads, bint check_finite) noexcept nogil:
+    """Blocks of ``block`` rows, one whole stack per block, blocks shared by threads.
+
+    With ``check_finite``, each block's rows are tested just before the block
+    runs (while they are being brought into cache anyway) instead of in a
+    separate pass over the whole input; returns False if any value is not finite
+    (the outputs are then meaningless).
+    """
+    cdef Py_ssize_t b, r0, rows, nb = (n + block - 1) // block
     cdef floating *ws
+    cdef int bad = 0
     for b in prange(nb, num_threads=threads, schedule='static'):
         r0 = b * block
+        rows = min(block, n - r0)
+        if check_finite and not all_finite_values(x + r0 * n_in, rows * n_in):
+            bad |= 1
         # two private (block, width) buffers per thread
         ws = work + fnn_fused_thread_num() * 2 * block * width
-        _predict_rows(nodes, n_nodes, x + r0 * n_in, min(block, n - r0), ws, ws + block * width,
+        _predict_rows(nodes, n_nodes, x + r0 * n_in, rows, ws, ws + block * width,
                       out + r0 * n_out, 1, 1)
+    return not bad
 
 
 cdef class Predictor:
@@ -955,8 +967,12 @@ cdef class Predictor:
         self.max_threads = max(1, max_threads)
         self.threshold = parallel_threshold
 
-    def predict(self, x):
-        """The outputs for a C-contiguous (samples, n_in) array of the plan's dtype."""
+    def predict(self, x, bint check_finite=False):
+        """The outputs for a C-contiguous (samples, n_in) array of the plan's dtype.
+
+        With ``check_finite``, None if ``x`` holds a NaN or an infinity (the
+        caller reports it); the test is fused with the pass over the input.
+        """
         if not isinstance(x, cnp.ndarray):
             raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
         cdef cnp.ndarray X = <cnp.ndarray>x
@@ -978,6 +994,7 @@ cdef class Predictor:
         cdef cnp.ndarray big
         cdef Py_ssize_t i, flops = 0, block = self.block, width = self.width
         cdef int threads = 1, gemm_threads = 1
+        cdef bint finite = True
         for i in range(self.n_nodes):
             flops += self.nodes[i].n_in * self.nodes[i].n_out
         flops *= n
@@ -991,20 +1008,27 @@ cdef class Predictor:
             else:
                 pw = <char *>cnp.PyArray_DATA(self._small)
             with nogil:
+                if check_finite:
+                    if self.typenum == cnp.NPY_FLOAT64:
+                        finite = all_finite_values(<double *>px, n * self.n_in)
+                    else:
+                        finite = all_finite_values(<float *>px, n * self.n_in)
                 if self.typenum == cnp.NPY_FLOAT64:
                     _predict_rows(self.nodes, self.n_nodes, <double *>px, n, <double *>pw,
                                   (<double *>pw) + n * width, <double *>po, threads, threads)
                 else:
                     _predict_rows(self.nodes, self.n_nodes, <float *>px, n, <float *>pw,
                                   (<float *>pw) + n * width, <float *>po, threads, threads)
-            return out
+            return out if finite else None
         # large inputs: whole-stack blocks split between threads (GEMMs single-threaded)
         pw = <char *>cnp.PyArray_DATA(self._small)
         with nogil:
             if self.typenum == cnp.NPY_FLOAT64:
-                _predict_blocks(self.nodes, self.n_nodes, <double *>px, n, self.n_in, self.n_out,
-                                <double *>pw, block, width, <double *>po, threads)
+                finite = _predict_blocks(self.nodes, self.n_nodes, <double *>px, n, self.n_in,
+                                         self.n_out, <double *>pw, block, width, <double *>po,
+                                         threads, check_finite)
             else:
-                _predict_blocks(self.nodes, self.n_nodes, <float *>px, n, self.n_in, self.n_out,
-                                <float *>pw, block, width, <float *>po, threads)
-        return out
+                finite = _predict_blocks(self.nodes, self.n_nodes, <float *>px, n, self.n_in,
+                                         self.n_out, <float *>pw, block, width, <float *>po,
+                                         threads, check_finite)
+        return out if finite else None

@@ -35,7 +35,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport (NAN, erf, erff, exp, expf, expm1, expm1f, fabs, fabsf, log, log1p,
                         log1pf, logf, sqrt, sqrtf, tanh, tanhf)
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -165,6 +165,50 @@ cdef inline floating act_value(int code, floating z, floating param) noexcept no
 
 cdef inline Py_ssize_t n_chunks(Py_ssize_t size, Py_ssize_t chunk) noexcept nogil:
     return (size + chunk - 1) // chunk
+
+
+# A float is NaN or infinite exactly when its exponent bits are all ones. Testing
+# the bits is integer work the compiler vectorizes (a float comparison reduction
+# would not be, without -ffast-math), and blocks let a bad value stop the scan.
+cdef enum:
+    FINITE_SCAN_BLOCK = 4096
+
+
+cdef inline bint _finite_bits32(const uint32_t *u, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t lo = 0, i, hi
+    cdef uint32_t bad
+    while lo < n:
+        hi = min(lo + FINITE_SCAN_BLOCK, n)
+        bad = 0
+        for i in range(lo, hi):
+            bad |= <uint32_t>((u[i] & 0x7f800000u) == 0x7f800000u)
+        if bad:
+            return False
+        lo = hi
+    return True
+
+
+cdef inline bint _finite_bits64(const uint64_t *u, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t lo = 0, i, hi
+    cdef uint64_t bad
+    while lo < n:
+        hi = min(lo + FINITE_SCAN_BLOCK, n)
+        bad = 0
+        for i in range(lo, hi):
+            bad |= <uint64_t>((u[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u)
+        if bad:
+            return False
+        lo = hi
+    return True
+
+
+cdef inline bint all_finite_values(const floating *x,    # IN (n,)
+                                   Py_ssize_t n) noexcept nogil:
+    """Whether every one of the n values is finite (no NaN, no infinity)."""
+    if floating is float:
+        return _finite_bits32(<const uint32_t *>x, n)
+    else:
+        return _finite_bits64(<const uint64_t *>x, n)
 
 
 cdef inline Py_ssize_t rows_per_chunk(Py_ssize_t n) noexcept nogil:

@@ -22,11 +22,11 @@ import numpy as np
 
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t
 
 from kernels cimport (
     LOSS_BCE, LOSS_CCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SPARSE_CCE,
-    act_backward, act_forward, adagrad_update as _adagrad, adam_update as _adam,
+    act_backward, act_forward, adagrad_update as _adagrad, adam_update as _adam, all_finite_values,
     clip_values, dense_backward as _dense_backward, dense_forward as _dense_forward,
     l1l2_grad as _l1l2_grad, loss_rows, n_chunks, rmsprop_update as _rmsprop, scale as _scale,
     sgd_update as _sgd, softmax_backward_rows, softmax_rows, sum_abs, sum_squares as _sum_squares,
@@ -776,40 +776,6 @@ def l1l2_grad(w, double l1, double l2, grad, int num_threads=1):
 # Validation
 # ---------------------------------------------------------------------------
 
-# A float is NaN or infinite exactly when its exponent bits are all ones. Testing
-# the bits is integer work the compiler vectorizes (a float comparison reduction
-# would not be, without -ffast-math), and blocks let a bad value stop the scan.
-cdef enum:
-    _FINITE_BLOCK = 4096
-
-cdef bint _all_finite_f32(const uint32_t *u, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t lo = 0, i, hi
-    cdef uint32_t bad
-    while lo < n:
-        hi = min(lo + _FINITE_BLOCK, n)
-        bad = 0
-        for i in range(lo, hi):
-            bad |= <uint32_t>((u[i] & 0x7f800000u) == 0x7f800000u)
-        if bad:
-            return False
-        lo = hi
-    return True
-
-
-cdef bint _all_finite_f64(const uint64_t *u, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t lo = 0, i, hi
-    cdef uint64_t bad
-    while lo < n:
-        hi = min(lo + _FINITE_BLOCK, n)
-        bad = 0
-        for i in range(lo, hi):
-            bad |= <uint64_t>((u[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u)
-        if bad:
-            return False
-        lo = hi
-    return True
-
-
 cdef enum:
     _FINITE_PARALLEL_BLOCK = 1 << 16
 
@@ -838,16 +804,16 @@ def all_finite(x, int num_threads=1):
     with nogil:
         if num_threads <= 1 or nb <= 1:
             if t == cnp.NPY_FLOAT32:
-                bad = not _all_finite_f32(<const uint32_t *>p, n)
+                bad = not all_finite_values(<const float *>p, n)
             else:
-                bad = not _all_finite_f64(<const uint64_t *>p, n)
+                bad = not all_finite_values(<const double *>p, n)
         else:
             for c in prange(nb, num_threads=num_threads, schedule='static'):
                 lo = c * _FINITE_PARALLEL_BLOCK
                 if t == cnp.NPY_FLOAT32:
-                    bad |= not _all_finite_f32(<const uint32_t *>(p + lo * itemsize),
-                                               min(<Py_ssize_t>_FINITE_PARALLEL_BLOCK, n - lo))
+                    bad |= not all_finite_values(<const float *>(p + lo * itemsize),
+                                                 min(<Py_ssize_t>_FINITE_PARALLEL_BLOCK, n - lo))
                 else:
-                    bad |= not _all_finite_f64(<const uint64_t *>(p + lo * itemsize),
-                                               min(<Py_ssize_t>_FINITE_PARALLEL_BLOCK, n - lo))
+                    bad |= not all_finite_values(<const double *>(p + lo * itemsize),
+                                                 min(<Py_ssize_t>_FINITE_PARALLEL_BLOCK, n - lo))
     return not bad

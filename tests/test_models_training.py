@@ -746,8 +746,10 @@ class _Predictor:
         self.model = model
         self.rows = []
 
-    def predict(self, x):
+    def predict(self, x, check_finite=False):
         self.rows.append(x.shape[0])
+        if check_finite and not np.isfinite(x).all():
+            return None
         return self.model.forward(x, training=False) + 1.0   # recognisably not the per-op path
 
 
@@ -1059,3 +1061,26 @@ def test_compile_config_round_trip_keeps_weighted_metrics(f64):
         other.compile_from_config({"loss": "mse"})
     with pytest.raises(TypeError, match="config"):
         other.compile_from_config([1])
+
+
+@pytest.mark.parametrize("rows", [1, 20, 700])  # one block, one call, blocks shared by threads
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_inference_rejects_nan_and_inf_on_every_path(use_backend, rows, where):
+    """The compiled predictor tests finiteness as it runs; the error is the same
+    as everywhere else and counts the bad values of the whole input."""
+    import fastnn
+    from fastnn import layers
+    fastnn.utils.set_random_seed(0)
+    # 64 wide: 700 rows are enough work for the predictor to share blocks between threads
+    model = fastnn.Sequential([layers.Dense(64, activation="relu", input_shape=(64,)),
+                               layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(0).standard_normal((rows, 64)).astype(np.float32)
+    model.predict(x, verbose=0)  # builds the predictor
+    bad = x.copy()
+    bad[0 if where == "first" else -1, 2] = np.nan
+    bad[0 if where == "first" else -1, 4] = np.inf
+    for call in (lambda a: model.predict(a, verbose=0, batch_size=7),
+                 model.predict_on_batch, model):
+        with pytest.raises(ValueError, match=r"x contains 2 NaN or infinite"):
+            call(bad)
+        np.testing.assert_allclose(call(x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)

@@ -762,11 +762,13 @@ class FusedPredictor:
         self._flat_output = len(model.layers[-1]._out_shape) == 1
         self._out_shape = tuple(model.layers[-1]._out_shape)
 
-    def predict(self, x):
+    def predict(self, x, check_finite=False):
         """The model's outputs for a validated batch ``x`` (samples, features...).
 
         ``x`` should be a C-contiguous array of the model's dtype (anything else
-        is converted first). Returns a new array of shape (samples,) + output shape.
+        is converted first). Returns a new array of shape (samples,) + output shape,
+        or, with ``check_finite``, None if ``x`` holds a NaN or an infinity (tested
+        block by block as the stack runs, not in a pass of its own).
         """
         # per call: a few identity checks, so one-sample latency stays a few microseconds
         for layer, kernel, bias in self._dense:
@@ -777,8 +779,7 @@ class FusedPredictor:
         if threads != self._threads:
             self._impl.set_threads(*threads)
             self._threads = threads
-        if x.ndim == 2:
-            y = self._impl.predict(x)
-        else:
-            y = self._impl.predict(x.reshape(x.shape[0], -1))
-        return y if self._flat_output else y.reshape((x.shape[0],) + self._out_shape)
+        y = self._impl.predict(x if x.ndim == 2 else x.reshape(x.shape[0], -1), check_finite)
+        if y is None or self._flat_output:
+            return y
+        return y.reshape((x.shape[0],) + self._out_shape)

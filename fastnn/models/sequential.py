@@ -196,14 +196,16 @@ class Sequential(TrainingMixin):
         return self._layers[0].dtype if self._layers else np.dtype(_floatx())
 
     # -- computing -----------------------------------------------------------------------
-    def _check_input(self, x, name="x"):
+    def _check_input(self, x, name="x", check_finite=True):
         """``x`` validated as a float batch of this model's dtype and input shape.
 
-        Builds the model from ``x`` if it is not built yet.
+        Builds the model from ``x`` if it is not built yet. ``check_finite=False``
+        leaves the NaN/inf test of an array that needs no conversion to the caller
+        (inference: the compiled predictor tests it in the same pass as it runs).
         """
         if (self.built and type(x) is np.ndarray and x.dtype == self.dtype and x.flags.c_contiguous
                 and x.shape[1:] == self._in_shape and x.shape[0] > 0 and x.ndim > 1
-                and _all_finite(x)):
+                and (not check_finite or _all_finite(x))):
             return x  # already what the kernels take: skip the general checks (latency)
         x = as_float_array(x, name, dtype=self.dtype)
         if x.ndim < 2:
@@ -255,7 +257,7 @@ class Sequential(TrainingMixin):
         """The model's output for ``x`` (validated; builds on first use)."""
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training must be True or False, got {training!r}")
-        x = self._check_input(x)
+        x = self._check_input(x, check_finite=bool(training))
         return self.forward(x, training=True) if training else self._infer(x)
 
     # -- parameters ------------------------------------------------------------------------

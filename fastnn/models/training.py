@@ -43,9 +43,11 @@ when ``model.stop_training`` is set) and the same non-finite-loss warning
 (:meth:`TrainingMixin._check_finite`).
 
 Inference has the same kind of seam: if the backend has ``fused_predict_plan``,
-``ops.fused_predict_plan(model)`` may return an object whose ``predict(x)``
-maps a validated batch (C-contiguous, the model's dtype and input shape) to the
-outputs of ``model.forward(x, training=False)``, or None. :meth:`predict`,
+``ops.fused_predict_plan(model)`` may return an object whose
+``predict(x, check_finite=True)`` maps a batch (C-contiguous, the model's dtype
+and input shape, values not yet tested) to the outputs of
+``model.forward(x, training=False)``, or to None if ``x`` holds a NaN or an
+infinity (the model then raises); or the plan is None. :meth:`predict`,
 ``predict_on_batch`` and ``model(x)`` then use it; :meth:`predict` hands it
 many batches per call unless a callback must see every predict batch. The
 predictor is asked for once per backend and layer stack (it must notice
@@ -61,7 +63,7 @@ import warnings
 import numpy as np
 
 from fastnn import backends, utils
-from fastnn._validation import _to_array, as_float_array, check_float, check_int
+from fastnn._validation import _all_finite, _to_array, as_float_array, check_float, check_int
 
 __all__ = ["TrainingMixin"]
 
@@ -106,6 +108,12 @@ def _validation_schedule(validation_freq):
     freq = check_int(validation_freq, "validation_freq", minimum=1)
     return lambda epoch: (epoch + 1) % freq == 0
 
+
+
+def _raise_nonfinite(x, name):
+    """Raise the ValueError of :func:`as_float_array` for an ``x`` holding NaN or inf."""
+    as_float_array(x, name)
+    raise ValueError(f"{name} contains NaN or infinite values")  # pragma: no cover
 
 class _Targets:
     """Validated targets and weights of one data set (x, y, per-sample weights)."""
@@ -784,12 +792,21 @@ class TrainingMixin:
             cache = self._predictor_cache = (ops, ops.fused_predict_plan(self))
         return cache[1]
 
-    def _infer(self, x):
-        """Outputs for a validated batch at inference: the compiled predictor if any."""
+    def _infer(self, x, name="x", whole=None):
+        """Outputs at inference for a batch whose shape and dtype are validated but
+        whose values may not be finite: the compiled predictor if any (it tests
+        them in the same pass over ``x``), else the layers' forward after a test.
+        A NaN or infinity raises the usual ValueError, counted over ``whole``
+        (the array ``x`` is part of) when given."""
         predictor = self._fused_predictor()
         if predictor is None:
+            if not _all_finite(x):
+                _raise_nonfinite(x if whole is None else whole, name)
             return self.forward(x, training=False)
-        return predictor.predict(x)
+        y = predictor.predict(x, check_finite=True)
+        if y is None:
+            _raise_nonfinite(x if whole is None else whole, name)
+        return y
 
     def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
         """The model's outputs for ``x``, computed in batches of ``batch_size``.
@@ -804,7 +821,7 @@ class TrainingMixin:
         """
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
         verbose = _resolve_verbose(verbose)
-        x = self._check_input(x, "x")
+        x = self._check_input(x, "x", check_finite=False)  # tested as each chunk runs
         n = x.shape[0]
         from fastnn.callbacks import CallbackList
         steps = math.ceil(n / batch_size)
@@ -821,7 +838,7 @@ class TrainingMixin:
             last = min(first + per_call, steps) - 1
             rows = slice(first * batch_size, (last + 1) * batch_size)
             cbks.on_predict_batch_begin(first)
-            out[rows] = self._infer(x[rows])
+            out[rows] = self._infer(x[rows], "x", whole=x)
             cbks.on_predict_batch_end(last, {"outputs": out[rows]})
         cbks.on_predict_end()
         return out
@@ -856,4 +873,4 @@ class TrainingMixin:
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch ``x`` (no batching, no callbacks)."""
-        return self._infer(self._check_input(x, "x"))
+        return self._infer(self._check_input(x, "x", check_finite=False), "x")
