@@ -1547,7 +1547,11 @@ void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff
     }
 
     if (m <= FNN_ROW_MAX_M && !trans_b && kd.row != NULL) {
+#ifdef _OPENMP
         FNN_S(fnn_gemm_rows)(&g, &kd, fnn_threads_for(num_threads, m, n, k));
+#else
+        FNN_S(fnn_gemm_rows)(&g, &kd, 1);
+#endif
         return;
     }
 

@@ -24,7 +24,7 @@ cdef extern from *:
     #else
     static void fnn_gemm_reset_backoff(void) {}
     static void fnn_gemm_backoff_state(int *solo_calls, int *span, int *last_stalled) {
-        *solo_calls = 0; *span = 0; *last_late = 0;
+        *solo_calls = 0; *span = 0; *last_stalled = 0;
     }
     #endif
     """
