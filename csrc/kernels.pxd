@@ -174,28 +174,25 @@ cdef enum:
     FINITE_SCAN_BLOCK = 4096
 
 
-cdef inline bint _finite_bits32(const uint32_t *u, Py_ssize_t n) noexcept nogil:
+ctypedef fused float_bits:
+    uint32_t
+    uint64_t
+
+
+cdef inline bint _finite_bits(const float_bits *u, Py_ssize_t n) noexcept nogil:
+    """No element of the float32 (uint32_t) or float64 (uint64_t) bit patterns has
+    all its exponent bits set."""
     cdef Py_ssize_t lo = 0, i, hi
-    cdef uint32_t bad
+    cdef float_bits bad, exponent
+    if float_bits is uint32_t:
+        exponent = 0x7f800000u
+    else:
+        exponent = 0x7ff0000000000000u
     while lo < n:
         hi = min(lo + FINITE_SCAN_BLOCK, n)
         bad = 0
         for i in range(lo, hi):
-            bad |= <uint32_t>((u[i] & 0x7f800000u) == 0x7f800000u)
-        if bad:
-            return False
-        lo = hi
-    return True
-
-
-cdef inline bint _finite_bits64(const uint64_t *u, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t lo = 0, i, hi
-    cdef uint64_t bad
-    while lo < n:
-        hi = min(lo + FINITE_SCAN_BLOCK, n)
-        bad = 0
-        for i in range(lo, hi):
-            bad |= <uint64_t>((u[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u)
+            bad |= <float_bits>((u[i] & exponent) == exponent)
         if bad:
             return False
         lo = hi
@@ -206,9 +203,9 @@ cdef inline bint all_finite_values(const floating *x,    # IN (n,)
                                    Py_ssize_t n) noexcept nogil:
     """Whether every one of the n values is finite (no NaN, no infinity)."""
     if floating is float:
-        return _finite_bits32(<const uint32_t *>x, n)
+        return _finite_bits(<const uint32_t *>x, n)
     else:
-        return _finite_bits64(<const uint64_t *>x, n)
+        return _finite_bits(<const uint64_t *>x, n)
 
 
 cdef inline Py_ssize_t rows_per_chunk(Py_ssize_t n) noexcept nogil:
