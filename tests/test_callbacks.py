@@ -333,6 +333,18 @@ def test_direction_comes_from_the_model_metric_when_it_says():
     assert es.stopped_epoch == 1
 
 
+@pytest.mark.parametrize("key", ["score", "weighted_score"])
+def test_direction_comes_from_a_weighted_metric_under_its_logged_name(key):
+    class Metric:
+        name, direction = "score", "up"
+    model = FakeModel()
+    model.compiled_weighted_metrics = [Metric()]
+    model._weighted_metric_keys = [key]   # 'weighted_score' when a plain 'score' exists
+    es = C.EarlyStopping(monitor=f"val_{key}", patience=0)
+    run_fit(model, [es], _val(2.0, 1.0, key=f"val_{key}"))   # 'up': the drop is no improvement
+    assert es.stopped_epoch == 1
+
+
 @pytest.mark.parametrize("kwargs,exc", [
     ({"patience": -1}, ValueError), ({"patience": 1.5}, TypeError), ({"mode": "up"}, ValueError),
     ({"monitor": 3}, TypeError), ({"baseline": "low"}, TypeError), ({"start_from_epoch": -2}, ValueError),

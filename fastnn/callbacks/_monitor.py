@@ -29,8 +29,8 @@ def check_mode(mode) -> str:
 def resolve_mode(monitor: str, mode: str, model=None, who: str = "callback") -> str:
     """``'min'`` or ``'max'`` for ``monitor``.
 
-    ``mode='auto'`` asks the model's compiled metric of that name for its
-    ``direction`` (``'up'``/``'down'``), then falls back on the name: losses and
+    ``mode='auto'`` asks the model's compiled metric (or weighted metric) of
+    that name for its ``direction`` (``'up'``/``'down'``), then falls back on the name: losses and
     errors are minimised; accuracies, AUC, precision, recall and r2 maximised.
     A name that says neither is an error: pass ``mode='min'`` or ``'max'``.
     """
@@ -39,8 +39,13 @@ def resolve_mode(monitor: str, mode: str, model=None, who: str = "callback") -> 
     if mode != "auto":
         raise ValueError(f"{who}: mode must be 'auto', 'min' or 'max', got {mode!r}")
     name = monitor[4:] if monitor.startswith("val_") else monitor
-    for metric in getattr(model, "compiled_metrics", None) or ():
-        if getattr(metric, "name", None) == name and getattr(metric, "direction", None) in ("up", "down"):
+    # Weighted metrics are logged under their own name or, when a plain metric
+    # has it, as 'weighted_<name>' (compile's _weighted_metric_keys).
+    candidates = [(getattr(m, "name", None), m) for m in getattr(model, "compiled_metrics", None) or ()]
+    candidates += zip(getattr(model, "_weighted_metric_keys", None) or (),
+                      getattr(model, "compiled_weighted_metrics", None) or ())
+    for key, metric in candidates:
+        if key == name and getattr(metric, "direction", None) in ("up", "down"):
             return "max" if metric.direction == "up" else "min"
     lowered = name.lower()
     if "loss" in lowered:
