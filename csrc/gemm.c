@@ -783,121 +783,69 @@ FNN_SUP_DISPATCH(f64, double)
  * relu), so a row computed here equals the row computed in a batch by the sup
  * kernel, bit for bit. Columns past `cols` are masked out of every load and
  * store: nothing outside the operands is touched. */
-/* The body is written once over the vector type and ops named R_*, defined
- * around each of the two functions below. */
-#define FNN_ROW_LOADB(v) \
-    ((FULL || (v) < NV - 1) ? R_LOADU(bp + (v) * R_HALF) : R_MLOAD(bp + (v) * R_HALF, mlast))
-#define FNN_ROW_FMA(v) if (NV > (v)) acc##v = R_FMADD(ai, FNN_ROW_LOADB(v), acc##v);
-#define FNN_ROW_STORE(v)                                                                    \
+/* The body is written once over the intrinsics' suffix X (ps or pd, with B the
+ * broadcast's ss or sd) and the vector type V; MASK is the lane mask of the last
+ * vector: lane l is live when (NV-1)*HALF + l < cols. */
+#define FNN_ROW_LOADB(X, HALF, v) \
+    ((FULL || (v) < NV - 1) ? _mm256_loadu_##X(bp + (v) * HALF) \
+                            : _mm256_maskload_##X(bp + (v) * HALF, mlast))
+#define FNN_ROW_FMA(X, HALF, v) \
+    if (NV > (v)) acc##v = _mm256_fmadd_##X(ai, FNN_ROW_LOADB(X, HALF, v), acc##v);
+#define FNN_ROW_STORE(X, V, W, HALF, v)                                                     \
     if (NV > (v)) {                                                                         \
         const int edge = !FULL && (v) == NV - 1;                                            \
-        R_W *cv = c + (v) * R_HALF;                                                         \
-        R_V r = R_MUL(va, acc##v);                                                          \
-        if (beta != 0) r = R_FMADD(vb, edge ? R_MLOAD(cv, mlast) : R_LOADU(cv), r);         \
+        W *cv = c + (v) * HALF;                                                             \
+        V r = _mm256_mul_##X(va, acc##v);                                                   \
+        if (beta != 0)                                                                      \
+            r = _mm256_fmadd_##X(vb, edge ? _mm256_maskload_##X(cv, mlast)                  \
+                                          : _mm256_loadu_##X(cv), r);                       \
         if (bias != NULL) {                                                                 \
-            const R_W *bv = bias + (v) * R_HALF;                                            \
-            r = R_ADD(r, edge ? R_MLOAD(bv, mlast) : R_LOADU(bv));                          \
+            const W *bv = bias + (v) * HALF;                                                \
+            r = _mm256_add_##X(r, edge ? _mm256_maskload_##X(bv, mlast)                     \
+                                       : _mm256_loadu_##X(bv));                             \
         }                                                                                   \
         if (preact != NULL) {                                                               \
-            if (edge) R_MSTORE(preact + (v) * R_HALF, mlast, r);                            \
-            else R_STOREU(preact + (v) * R_HALF, r);                                        \
+            if (edge) _mm256_maskstore_##X(preact + (v) * HALF, mlast, r);                  \
+            else _mm256_storeu_##X(preact + (v) * HALF, r);                                 \
         }                                                                                   \
-        if (relu) r = R_MAX(r, R_SETZERO());                                                \
-        if (edge) R_MSTORE(cv, mlast, r);                                                   \
-        else R_STOREU(cv, r);                                                               \
+        if (relu) r = _mm256_max_##X(r, _mm256_setzero_##X());                              \
+        if (edge) _mm256_maskstore_##X(cv, mlast, r);                                       \
+        else _mm256_storeu_##X(cv, r);                                                      \
     }
-#define FNN_ROW_BODY                                                                        \
-    R_V acc0 = R_SETZERO(), acc1 = R_SETZERO(), acc2 = R_SETZERO(), acc3 = R_SETZERO();     \
-    R_V acc4 = R_SETZERO(), acc5 = R_SETZERO(), acc6 = R_SETZERO(), acc7 = R_SETZERO();     \
-    const __m256i mlast = R_MASK;                                                           \
-    const R_W *bp = b, *ap = a;                                                             \
+#define FNN_ROW_BODY(X, B, V, W, HALF, MASK)                                                \
+    V acc0 = _mm256_setzero_##X(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                   \
+    V acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;                                   \
+    const __m256i mlast = MASK;                                                             \
+    const W *bp = b, *ap = a;                                                               \
     for (ptrdiff_t p = 0; p < k; p++, bp += ldb, ap += cs_a) {                              \
-        const R_V ai = R_BCAST(ap);                                                         \
-        FNN_ROW_FMA(0) FNN_ROW_FMA(1) FNN_ROW_FMA(2) FNN_ROW_FMA(3)                         \
-        FNN_ROW_FMA(4) FNN_ROW_FMA(5) FNN_ROW_FMA(6) FNN_ROW_FMA(7)                         \
+        const V ai = _mm256_broadcast_##B(ap);                                              \
+        FNN_ROW_FMA(X, HALF, 0) FNN_ROW_FMA(X, HALF, 1) FNN_ROW_FMA(X, HALF, 2)             \
+        FNN_ROW_FMA(X, HALF, 3) FNN_ROW_FMA(X, HALF, 4) FNN_ROW_FMA(X, HALF, 5)             \
+        FNN_ROW_FMA(X, HALF, 6) FNN_ROW_FMA(X, HALF, 7)                                     \
     }                                                                                       \
-    const R_V va = R_SET1(alpha), vb = R_SET1(beta);                                        \
-    FNN_ROW_STORE(0) FNN_ROW_STORE(1) FNN_ROW_STORE(2) FNN_ROW_STORE(3)                     \
-    FNN_ROW_STORE(4) FNN_ROW_STORE(5) FNN_ROW_STORE(6) FNN_ROW_STORE(7)
+    const V va = _mm256_set1_##X(alpha), vb = _mm256_set1_##X(beta);                       \
+    FNN_ROW_STORE(X, V, W, HALF, 0) FNN_ROW_STORE(X, V, W, HALF, 1)                         \
+    FNN_ROW_STORE(X, V, W, HALF, 2) FNN_ROW_STORE(X, V, W, HALF, 3)                         \
+    FNN_ROW_STORE(X, V, W, HALF, 4) FNN_ROW_STORE(X, V, W, HALF, 5)                         \
+    FNN_ROW_STORE(X, V, W, HALF, 6) FNN_ROW_STORE(X, V, W, HALF, 7)
 
-#define R_V __m256
-#define R_W float
-#define R_HALF 8
-#define R_SETZERO _mm256_setzero_ps
-#define R_SET1 _mm256_set1_ps
-#define R_MUL _mm256_mul_ps
-#define R_ADD _mm256_add_ps
-#define R_MAX _mm256_max_ps
-#define R_FMADD _mm256_fmadd_ps
-#define R_BCAST _mm256_broadcast_ss
-#define R_LOADU _mm256_loadu_ps
-#define R_STOREU _mm256_storeu_ps
-#define R_MLOAD _mm256_maskload_ps
-#define R_MSTORE _mm256_maskstore_ps
-/* Lane l of the last vector is live when (NV-1)*8 + l < cols. */
-#define R_MASK                                                                              \
-    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cols - (NV - 1) * 8)),                       \
-                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 FNN_AVX2 static inline __attribute__((always_inline)) void
 fnn_row_body_f32(const int NV, const int FULL, ptrdiff_t k, const float *a, ptrdiff_t cs_a,
                  const float *b, ptrdiff_t ldb, ptrdiff_t cols, float *c, float alpha, float beta,
                  const float *bias, float *preact, int relu) {
-    FNN_ROW_BODY
+    FNN_ROW_BODY(ps, ss, __m256, float, 8,
+                 _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cols - (NV - 1) * 8)),
+                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))
 }
-#undef R_V
-#undef R_W
-#undef R_HALF
-#undef R_SETZERO
-#undef R_SET1
-#undef R_MUL
-#undef R_ADD
-#undef R_MAX
-#undef R_FMADD
-#undef R_BCAST
-#undef R_LOADU
-#undef R_STOREU
-#undef R_MLOAD
-#undef R_MSTORE
-#undef R_MASK
 
-#define R_V __m256d
-#define R_W double
-#define R_HALF 4
-#define R_SETZERO _mm256_setzero_pd
-#define R_SET1 _mm256_set1_pd
-#define R_MUL _mm256_mul_pd
-#define R_ADD _mm256_add_pd
-#define R_MAX _mm256_max_pd
-#define R_FMADD _mm256_fmadd_pd
-#define R_BCAST _mm256_broadcast_sd
-#define R_LOADU _mm256_loadu_pd
-#define R_STOREU _mm256_storeu_pd
-#define R_MLOAD _mm256_maskload_pd
-#define R_MSTORE _mm256_maskstore_pd
-#define R_MASK                                                                              \
-    _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(cols - (NV - 1) * 4)),                \
-                       _mm256_setr_epi64x(0, 1, 2, 3))
 FNN_AVX2 static inline __attribute__((always_inline)) void
 fnn_row_body_f64(const int NV, const int FULL, ptrdiff_t k, const double *a, ptrdiff_t cs_a,
                  const double *b, ptrdiff_t ldb, ptrdiff_t cols, double *c, double alpha,
                  double beta, const double *bias, double *preact, int relu) {
-    FNN_ROW_BODY
+    FNN_ROW_BODY(pd, sd, __m256d, double, 4,
+                 _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(cols - (NV - 1) * 4)),
+                                    _mm256_setr_epi64x(0, 1, 2, 3)))
 }
-#undef R_V
-#undef R_W
-#undef R_HALF
-#undef R_SETZERO
-#undef R_SET1
-#undef R_MUL
-#undef R_ADD
-#undef R_MAX
-#undef R_FMADD
-#undef R_BCAST
-#undef R_LOADU
-#undef R_STOREU
-#undef R_MLOAD
-#undef R_MSTORE
-#undef R_MASK
 
 /* Specialisations for NV = 1..8 vectors, full or with a masked last vector. */
 #define FNN_ROW_VARIANT(SFX, W, NV, FULL)                                                   \
