@@ -450,7 +450,9 @@ class Tensor:
                     f"backward() without a gradient needs a one-element tensor, got shape "
                     f"{self.data.shape}; pass gradient= of the same shape"
                 )
-            seed = np.ones_like(self.data)
+            seed = _UNIT_SEEDS.get(self.data.dtype) if self.data.ndim == 0 else None
+            if seed is None:
+                seed = np.ones_like(self.data)
         else:
             seed = np.asarray(gradient.data if isinstance(gradient, Tensor) else
                               _to_array(gradient, "gradient"))
@@ -949,6 +951,16 @@ def _run_backward(root, seed, retain_graph):
 
 
 _FREED = ((), _freed_backward, -1)
+
+
+def _unit_seed(dtype):
+    one = np.ones((), dtype)
+    one.flags.writeable = False  # shared by every backward() of a scalar loss
+    return one
+
+
+# d loss / d loss for the usual scalar loss; read-only, and a leaf handed it copies it.
+_UNIT_SEEDS = {np.dtype(t): _unit_seed(t) for t in (np.float32, np.float64)}
 
 
 def _accumulate_leaf(t, g, passed):

@@ -477,7 +477,11 @@ def _cross_entropy_default(input, target, reduction):
     if (classes < 2 or type(labels) is not np.ndarray or labels.ndim != 1
             or labels.dtype.kind not in "iu" or labels.shape[0] != n):
         return None
-    low, high = int(labels.min()), int(labels.max())
+    if n <= 1024:  # a training batch: cheaper as Python ints than two NumPy reductions
+        values = labels.tolist()
+        low, high = min(values), max(values)
+    else:
+        low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= classes:
         return None
     first = X[0].tolist()  # a few floats: cheaper in Python than two NumPy reductions
