@@ -34,6 +34,15 @@ epochs, the multiple of the FLOP floor (6 x parameters x samples / 140 GFLOP/s),
 and ratios against PyTorch and NumPy. Start-up time and peak RSS of importing
 fastnn, NumPy and PyTorch, and peak RSS while training workload A, are measured
 in fresh subprocesses.
+
+Huge pages: NumPy advises the kernel to back arrays of 4 MB and more with
+transparent huge pages; PyTorch's allocator does not. With the peers interleaved
+in one process, PyTorch's 4 KB-page allocations fragment physical memory, and
+each fresh 188 MB ``x[perm]`` copy of a NumPy-based loop (the PyTorch-style
+loop's, the NumPy loop's) then waits on the kernel's direct compaction: 0.5-0.8 s
+per epoch on the development VM, against 0.06 s in a process of its own. The run
+therefore turns NumPy's advice off, so both libraries' copies use ordinary pages
+(``--numpy-hugepages`` keeps NumPy's default).
 """
 from __future__ import annotations
 
@@ -513,12 +522,29 @@ def training_table(rows, n):
          "vs PyTorch", "vs NumPy 2 thr", "vs NumPy 1 thr"], lines, align="llrrrrrrr")
 
 
+def set_numpy_hugepages(enabled):
+    """NumPy's transparent-huge-page advice for large arrays on or off (see the module
+    docstring); returns False where this NumPy has no such switch."""
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    switch = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+    if switch is None:
+        return False
+    switch(bool(enabled))
+    return True
+
+
 def target_lines(rows, lat, thr, imports, train_rss):
     by = {(r["workload"], r["key"]): r for r in rows}
     out = []
 
     def verdict(ok):
         return "met" if ok else "NOT met"
+    style, torch_row = by.get(("A", "torchstyle")), by.get(("A", "torch"))
+    if style and torch_row:
+        got = torch_row["median"] / style["median"]
+        out.append(f"- (A, issue 5) fastnn PyTorch-style loop >= 2x faster than {torch_row['name']}: "
+                   f"{got:.2f}x, {verdict(got >= 2)} (fastest epochs: "
+                   f"{torch_row['low'] / style['low']:.2f}x)")
     for (wl, peer), need in TARGETS.items():
         fused, other = by.get((wl, "fused")), by.get((wl, "torch" if peer == "torch" else "numpy2"))
         if fused and other:
@@ -592,7 +618,10 @@ def main(argv=None):
                         help="seconds one timed epoch may take before it is extrapolated "
                              "from its first batches (default 12, --quick 3)")
     parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    parser.add_argument("--numpy-hugepages", action="store_true",
+                        help="keep NumPy's transparent-huge-page advice (see the module docstring)")
     args = parser.parse_args(argv)
+    hugepages_off = not args.numpy_hugepages and set_numpy_hugepages(False)
     repeats = args.repeats or (2 if args.quick else 5)
     budget = args.budget or (3.0 if args.quick else 12.0)
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -629,7 +658,11 @@ def main(argv=None):
              f"`python -m bench.train` (fastnn {fastnn.__version__}, {args.threads} threads, "
              f"{repeats} timed epochs per peer, interleaved; MNIST {n:,} samples, Adam lr {LR}, float32). "
              f"FLOP floor = 6 x parameters x samples / {PEAK_FLOPS / 1e9:.0f} GFLOP/s. "
-             f"Ratios are the peer's median time over this row's: above 1, this row is faster."]
+             f"Ratios are the peer's median time over this row's: above 1, this row is faster."
+             + (" NumPy's huge-page advice is off for the run, as PyTorch's allocator gives none "
+                "(see `bench/train.py`: interleaved with PyTorch, NumPy's fresh per-epoch copies "
+                "otherwise wait on the kernel's memory compaction)." if hugepages_off else
+                " NumPy's huge-page advice is on (its default).")]
     if not fit_seam_wired():
         parts.append("Note: `fit` does not offer the fused path yet (the fast backend lacks "
                      "`fused_fit_plan`); the fused row drives `fastnn.backends.fused.FusedTrainer` "
