@@ -516,3 +516,24 @@ def test_probability_categorical_crossentropy_without_softmax_takes_the_per_op_p
     softmax_model = fastnn.Sequential([fastnn.layers.Dense(3, activation="softmax", input_shape=(4,))])
     softmax_model.compile(optimizer="sgd", loss="categorical_crossentropy")
     assert fused.fused_trainer_for(softmax_model, 8) is not None
+
+
+def test_steps_per_epoch_runs_the_same_steps_fused_and_per_op():
+    """fit hands the fused runner each epoch's part of the pass as its order
+    (45 samples: 6 batches, the last of 5, so two epochs make a pass)."""
+    x, y = _data(n=45)
+    build = _mlp()
+
+    def make():
+        return _model(build, lambda: optimizers.Adam(0.01), losses.SparseCategoricalCrossentropy,
+                      "float64")
+    a = make()
+    h_ref = a.fit(x, y, epochs=4, batch_size=8, steps_per_epoch=3, verbose=0,
+                  callbacks=[_EveryBatch()]).history
+    b = make()
+    assert b._fused_runner(8, CallbackList([], model=b)) is not None
+    h_fused = b.fit(x, y, epochs=4, batch_size=8, steps_per_epoch=3, verbose=0).history
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert a.optimizer.iterations == b.optimizer.iterations == 12
+    assert h_ref == h_fused

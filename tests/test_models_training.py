@@ -162,6 +162,71 @@ def test_mini_batch_steps_and_loss_weighting(use_backend, f64):
     np.testing.assert_allclose(model.get_weights()[0][:, 0], w_, rtol=1e-12)
 
 
+def test_steps_per_epoch_continues_the_pass_across_epochs(use_backend, f64):
+    """Keras's rule: 5 batches, 2 per epoch -> epochs take batches (0, 1), (2, 3), (4)
+    with a warning that the data ran out, then a new pass: (0, 1)."""
+    x, y = regression_data(n=10)
+    w, b, lr = np.array([0.3, -0.2, 0.1]), 0.05, 0.05
+    model = linear_model(w, b)
+    model.compile(optimizer=optimizers.SGD(learning_rate=lr), loss="mse")
+    with pytest.warns(UserWarning, match=r"ran out after 1 of steps_per_epoch=2 batches in epoch 3") as rec:
+        history = model.fit(x, y, batch_size=2, epochs=4, steps_per_epoch=2, shuffle=False,
+                            verbose=0)
+    assert rec[0].filename == __file__
+    assert model.optimizer.iterations == 7
+    by_hand = linear_model(w, b)
+    by_hand.compile(optimizer=optimizers.SGD(learning_rate=lr), loss="mse")
+    losses = [by_hand.train_on_batch(x[2 * k:2 * k + 2], y[2 * k:2 * k + 2])
+              for k in (0, 1, 2, 3, 4, 0, 1)]
+    for a, e in zip(model.get_weights(), by_hand.get_weights()):
+        np.testing.assert_allclose(a, e, rtol=1e-13)
+    expected = [np.mean(losses[0:2]), np.mean(losses[2:4]), losses[4], np.mean(losses[5:7])]
+    np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-12)
+
+
+def test_steps_per_epoch_shuffles_each_new_pass(f64):
+    """A pass is one permutation: 3 epochs of 2 batches cover 6 distinct batches of
+    12 samples exactly once, and the next pass draws a new permutation."""
+    seen = []
+
+    class EveryBatch(callbacks.Callback):  # keeps fit on the per-op loop, where the spy sits
+        def on_train_batch_begin(self, batch, logs=None):
+            pass
+
+    model = linear_model(np.zeros(1), 0.0)
+    model.compile(optimizer=optimizers.SGD(learning_rate=1e-3), loss="mse")
+    original = model._train_step
+
+    def spy(xb, yb, wb):
+        seen.append(xb[:, 0].astype(int).tolist())
+        return original(xb, yb, wb)
+    model._train_step = spy
+    x = np.arange(12.0).reshape(-1, 1)
+    model.fit(x, np.zeros((12, 1)), batch_size=2, epochs=6, steps_per_epoch=2, verbose=0,
+              callbacks=[EveryBatch()])
+    first, second = sum(seen[:6], []), sum(seen[6:], [])
+    assert sorted(first) == list(range(12)) and sorted(second) == list(range(12))
+    assert first != second
+
+
+def test_validation_steps_and_evaluate_steps_use_the_first_batches(use_backend, f64):
+    x, y = blobs(n=30)
+    model = classifier()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False,
+                        validation_data=(x, y), validation_steps=3, validation_batch_size=5)
+    expected = model.evaluate(x[:15], y[:15], verbose=0, return_dict=True)
+    assert history.history["val_loss"][0] == pytest.approx(expected["loss"], rel=1e-12)
+    assert history.history["val_accuracy"][0] == pytest.approx(expected["accuracy"])
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=4, steps=2, verbose=0),
+                               model.evaluate(x[:8], y[:8], batch_size=4, verbose=0), rtol=1e-12)
+    # more steps than batches: all of them
+    np.testing.assert_allclose(model.evaluate(x, y, steps=99, verbose=0),
+                               model.evaluate(x, y, verbose=0), rtol=1e-12)
+    with pytest.raises(ValueError, match="steps"):
+        model.evaluate(x, y, steps=0, verbose=0)
+
+
 def test_batch_larger_than_data_is_full_batch(f64):
     x, y = regression_data(n=5)
     model = linear_model(np.zeros(3), 0.0)
@@ -507,6 +572,9 @@ BAD_FIT_INPUTS = [
     ({"validation_freq": True}, TypeError, "validation_freq"),
     ({"validation_freq": "2"}, TypeError, "validation_freq"),
     ({"validation_freq": [2, 0]}, ValueError, r"validation_freq\[1\]"),
+    ({"steps_per_epoch": 0}, ValueError, "steps_per_epoch"),
+    ({"steps_per_epoch": 1.5}, TypeError, "steps_per_epoch"),
+    ({"validation_steps": 0}, ValueError, "validation_steps"),
 ]
 
 

@@ -633,7 +633,7 @@ class FusedTrainer:
         if int(batch_size) != self.batch_size:
             raise ValueError(f"this trainer was built for batch_size={self.batch_size}, got {batch_size}")
         model = self.model
-        n = x.shape[0]
+        n = x.shape[0] if order is None else len(order)  # order may list a part of the rows
         metrics = list(model.compiled_metrics)
         for m in metrics:
             m.reset_state()

@@ -35,8 +35,9 @@ Flatten layers with backend activations, a built-in loss and optimizer, no
 ``ops.fused_fit_plan(model, batch_size=...)``; a
 non-None result is used as the runner for the whole ``fit``. The plan must give
 the same numbers as the Python loop: the same step (above), the same order of
-samples (``order``: the epoch's permutation, or None for no shuffling; the last
-batch is smaller), the same logs (loss = batch-size-weighted mean of the batch
+samples (``order``: the rows of the epoch in order, a permutation of all of
+them unless ``steps_per_epoch`` cuts the pass into several epochs, or None for
+all rows in storage order; the last batch is smaller), the same logs (loss = batch-size-weighted mean of the batch
 losses including the penalties; ``model.compiled_metrics`` updated with every
 batch), the same callbacks contract (batch hooks at least once per chunk; stop
 when ``model.stop_training`` is set) and the same non-finite-loss warning
@@ -126,6 +127,38 @@ class _Targets:
     def take(self, index):
         w = None if self.weights is None else self.weights[index]
         return _Targets(self.x[index], self.y[index], w)
+
+
+class _Passes:
+    """The rows of each epoch of ``fit``: one shuffled pass over the data per epoch,
+    or, with ``steps_per_epoch``, ``steps_per_epoch`` batches of a pass that runs on
+    across epochs (Keras's rule: a new pass, reshuffled, once one is used up)."""
+
+    def __init__(self, n, batch_size, steps_per_epoch, shuffle):
+        self.n, self.batch_size, self.steps, self.shuffle = n, batch_size, steps_per_epoch, shuffle
+        self.batches = math.ceil(n / batch_size)
+        self.order, self.used = None, 0   # the current pass and its batches used so far
+
+    def next_epoch(self, epoch):
+        """The row indices of ``epoch`` in order, or None for all rows unshuffled."""
+        if self.steps is None:
+            return utils.rng().permutation(self.n) if self.shuffle else None
+        if self.order is None:
+            self.order = utils.rng().permutation(self.n) if self.shuffle else np.arange(self.n)
+            self.used = 0
+        take = min(self.steps, self.batches - self.used)
+        bs = self.batch_size
+        rows = self.order[self.used * bs:(self.used + take) * bs]
+        self.used += take
+        if take < self.steps:
+            warnings.warn(
+                f"fit: the training data ran out after {take} of steps_per_epoch={self.steps} "
+                f"batches in epoch {epoch + 1}; the epoch ends early and the next one starts a "
+                f"new pass ({self.n} samples make {self.batches} batches of {bs})",
+                UserWarning, stacklevel=3)
+        if self.used >= self.batches:
+            self.order = None
+        return rows
 
 
 class TrainingMixin:
@@ -527,8 +560,9 @@ class TrainingMixin:
 
     # -- the epoch loop (the default runner; see the module docstring for the seam) -------
     def _train_epoch(self, data, order, batch_size, callbacks, epoch, state):
-        """One pass over ``data`` in mini-batches; returns the epoch logs."""
-        n = data.x.shape[0]
+        """One pass over ``data`` (or over the rows ``order`` lists) in mini-batches;
+        returns the epoch logs."""
+        n = data.x.shape[0] if order is None else len(order)
         self._reset_metrics()
         loss_sum, seen = 0.0, 0
         want_output = self._has_metrics()
@@ -571,7 +605,8 @@ class TrainingMixin:
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, validation_batch_size=None, validation_freq=1):
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
         """Train the model by gradient descent for a fixed number of epochs.
 
         The three variants of gradient descent are chosen by ``batch_size``:
@@ -622,6 +657,15 @@ class TrainingMixin:
             :meth:`compile`; the plain ``metrics`` stay unweighted.
         initial_epoch : int, default 0
             Epoch to start at (to resume a previous run).
+        steps_per_epoch : int, optional
+            Batches per epoch; default all of them, ``ceil(samples / batch_size)``.
+            As in Keras, a pass over the data then continues across epochs: the
+            next epoch takes the next batches of the same shuffled pass, and a
+            new pass (reshuffled) starts once one is used up. An epoch that finds
+            fewer batches left than ``steps_per_epoch`` ends early, with a warning.
+        validation_steps : int, optional
+            Batches of the validation data to evaluate each time (the first
+            ones); default all.
         validation_batch_size : int, optional
             Samples per batch when computing the ``val_`` metrics; default
             ``batch_size``. Changes speed and memory, not the values.
@@ -661,6 +705,9 @@ class TrainingMixin:
                                        maximum=1.0, max_inclusive=False)
         validation_batch_size = check_int(validation_batch_size, "validation_batch_size",
                                           minimum=1, allow_none=True) or batch_size
+        steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch", minimum=1, allow_none=True)
+        validation_steps = check_int(validation_steps, "validation_steps", minimum=1,
+                                     allow_none=True)
         should_validate = _validation_schedule(validation_freq)
         data = self._check_data(x, y, sample_weight, class_weight)
         val = None
@@ -671,7 +718,8 @@ class TrainingMixin:
 
         from fastnn.callbacks import CallbackList, TerminateOnNaN
         n = data.x.shape[0]
-        steps = math.ceil(n / batch_size)
+        batches = math.ceil(n / batch_size)
+        steps = steps_per_epoch or batches
         cbks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                             epochs=epochs, steps=steps, verbose=verbose)
         state = {"terminate_on_nan": any(isinstance(cb, TerminateOnNaN) for cb in cbks)}
@@ -680,16 +728,18 @@ class TrainingMixin:
         self.stop_training = False
         cbks.on_train_begin()
         logs = {}
+        passes = _Passes(n, batch_size, steps_per_epoch, shuffle)
         for epoch in range(initial_epoch, epochs):
             cbks.on_epoch_begin(epoch)
-            order = utils.rng().permutation(n) if shuffle else None
+            order = passes.next_epoch(epoch)
             if runner is None:
                 logs = self._train_epoch(data, order, batch_size, cbks, epoch, state)
             else:
                 logs = runner.train_epoch(data.x, data.y, data.weights, order, batch_size, cbks)
                 self._check_finite(logs.get("loss", 0.0), epoch, None, state)
             if val is not None and should_validate(epoch):
-                val_logs = self._evaluate_data(val, validation_batch_size, cbks)
+                val_logs = self._evaluate_data(val, validation_batch_size, cbks,
+                                               max_batches=validation_steps)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbks.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -713,10 +763,13 @@ class TrainingMixin:
             raise _rename(exc, "sample_weight", "validation_data[2]") from None
 
     # -- evaluate ---------------------------------------------------------------------------
-    def _evaluate_data(self, data, batch_size, callbacks=None):
-        """Loss (incl. penalties) and metrics over ``data``, in batches, as a logs dict."""
+    def _evaluate_data(self, data, batch_size, callbacks=None, max_batches=None):
+        """Loss (incl. penalties) and metrics over ``data`` (its first ``max_batches``
+        batches if given), in batches, as a logs dict."""
         self._reset_metrics()
         n = data.x.shape[0]
+        if max_batches is not None:
+            n = min(n, max_batches * batch_size)
         loss_sum = 0.0
         if callbacks is not None:
             callbacks.on_test_begin()
@@ -746,7 +799,7 @@ class TrainingMixin:
                 + [logs[key] for key in self._weighted_metric_keys])
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
-                 return_dict=False, callbacks=None):
+                 steps=None, return_dict=False, callbacks=None):
         """Loss and metrics of the model on ``(x, y)``.
 
         Parameters
@@ -758,6 +811,8 @@ class TrainingMixin:
         verbose : {'auto', 0, 1, 2}, default 'auto'
         sample_weight : array-like of shape (samples,), optional
             Weights the loss and the ``weighted_metrics`` (not the plain ``metrics``).
+        steps : int, optional
+            Evaluate only the first ``steps`` batches; default all.
         return_dict : bool, default False
             Return ``{'loss': ..., metric name: ...}``.
         callbacks : list of Callback, optional
@@ -774,12 +829,15 @@ class TrainingMixin:
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
         verbose = _resolve_verbose(verbose)
         return_dict = _check_bool(return_dict, "return_dict")
+        steps = check_int(steps, "steps", minimum=1, allow_none=True)
         data = self._check_data(x, y, sample_weight)
         from fastnn.callbacks import CallbackList
-        steps = math.ceil(data.x.shape[0] / batch_size)
-        cbks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, epochs=1, steps=steps,
+        batches = math.ceil(data.x.shape[0] / batch_size)
+        cbks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, epochs=1,
+                            steps=batches if steps is None else min(steps, batches),
                             verbose=verbose)
-        return self._return(self._evaluate_data(data, batch_size, cbks), return_dict)
+        return self._return(self._evaluate_data(data, batch_size, cbks, max_batches=steps),
+                            return_dict)
 
     # -- predict ---------------------------------------------------------------------------
     def _fused_predictor(self):
