@@ -344,7 +344,9 @@ class TrainingMixin:
             )
         # The loss checks targets against predictions; a placeholder of the output
         # shape, inside [0, 1], lets it check all targets once, before training.
-        placeholder = np.full((n,) + self._layers[-1]._out_shape, 0.5, dtype=self.dtype)
+        # Zeros from calloc are pages the kernel maps on demand to its shared zero
+        # page: the check reads them without adding the placeholder to the RSS.
+        placeholder = np.zeros((n,) + self._layers[-1]._out_shape, dtype=self.dtype)
         try:
             y_checked, _, _ = self.loss.validate(y_arr, placeholder, None)
         except (TypeError, ValueError) as exc:
