@@ -37,7 +37,7 @@ cnp.import_array()
 
 __all__ = [
     "LOSS_CODES", "activation", "activation_backward", "dense_forward", "dense_backward",
-    "loss", "sgd_update", "adam_update", "adam_update_many", "rmsprop_update", "adagrad_update",
+    "loss", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
     "clip_by_value", "scale", "sum_squares", "l1l2_penalty", "l1l2_grad", "all_finite",
 ]
 
@@ -606,76 +606,6 @@ def adam_update(param, grad, m, v, v_max, double lr, double beta_1, double beta_
             _adam(<double *>pp, <double *>pg, <double *>pm, <double *>pv, <double *>pvm, size, lr,
                   beta_1, beta_2, epsilon, step, weight_decay, decoupled_weight_decay, amsgrad,
                   num_threads)
-    return True
-
-
-def adam_update_many(list params, list grads, list ms, list vs, list v_maxs, list steps,
-                     double lr, double beta_1, double beta_2, double epsilon,
-                     double weight_decay=0.0, bint decoupled_weight_decay=False,
-                     bint amsgrad=False, Py_ssize_t parallel_size=0, int num_threads=1):
-    """:func:`adam_update` over a list of parameters in one call (a "foreach" step).
-
-    Parameters
-    ----------
-    params, grads, ms, vs : list of ndarray    # INOUT, IN, INOUT, INOUT
-        Parameter ``i`` and its gradient and moments, all 1-D views of the same
-        size and dtype; ``v_maxs[i]`` too when ``amsgrad`` (else ignored).
-    steps : list of int
-        Each parameter's step number (from 1): torch.optim counts per parameter.
-    parallel_size : int
-        Parameters of at least this many elements run on ``num_threads``
-        threads; smaller ones on one.
-
-    Returns
-    -------
-    bool
-        False, with nothing changed, if some array cannot be updated in place;
-        the caller then steps the parameters one by one.
-    """
-    cdef Py_ssize_t count = len(params), i
-    if len(grads) != count or len(ms) != count or len(vs) != count or len(steps) != count \
-            or (amsgrad and len(v_maxs) != count):
-        raise ValueError("adam_update_many: params, grads, ms, vs (and v_maxs) differ in length")
-    cdef int t
-    cdef Py_ssize_t size
-    for i in range(count):  # check everything before changing anything
-        param = params[i]
-        if not isinstance(param, cnp.ndarray):
-            return False
-        t = cnp.PyArray_TYPE(<cnp.ndarray>param)
-        size = cnp.PyArray_SIZE(<cnp.ndarray>param)
-        if (t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not _state_ok(param, t, size) \
-                or not _is_direct(grads[i], t) or cnp.PyArray_SIZE(<cnp.ndarray>grads[i]) != size \
-                or not _state_ok(ms[i], t, size) or not _state_ok(vs[i], t, size) \
-                or (amsgrad and not _state_ok(v_maxs[i], t, size)):
-            return False
-    cdef void *pp
-    cdef void *pg
-    cdef void *pm
-    cdef void *pv
-    cdef void *pvm
-    cdef long step
-    cdef int threads
-    for i in range(count):
-        param = params[i]
-        t = cnp.PyArray_TYPE(<cnp.ndarray>param)
-        size = cnp.PyArray_SIZE(<cnp.ndarray>param)
-        pp = cnp.PyArray_DATA(<cnp.ndarray>param)
-        pg = cnp.PyArray_DATA(<cnp.ndarray>grads[i])
-        pm = cnp.PyArray_DATA(<cnp.ndarray>ms[i])
-        pv = cnp.PyArray_DATA(<cnp.ndarray>vs[i])
-        pvm = cnp.PyArray_DATA(<cnp.ndarray>v_maxs[i]) if amsgrad else NULL
-        step = steps[i]
-        threads = num_threads if size >= parallel_size else 1
-        with nogil:
-            if t == cnp.NPY_FLOAT32:
-                _adam(<float *>pp, <float *>pg, <float *>pm, <float *>pv, <float *>pvm, size, lr,
-                      beta_1, beta_2, epsilon, step, weight_decay, decoupled_weight_decay, amsgrad,
-                      threads)
-            else:
-                _adam(<double *>pp, <double *>pg, <double *>pm, <double *>pv, <double *>pvm, size,
-                      lr, beta_1, beta_2, epsilon, step, weight_decay, decoupled_weight_decay,
-                      amsgrad, threads)
     return True
 
 

@@ -568,53 +568,6 @@ def test_optimizer_update_of_noncontiguous_param_falls_back(float_dtype, rng):
     assert_close(m, rm, float_dtype)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"amsgrad": True, "weight_decay": 0.01},
-                                    {"weight_decay": 0.1, "decoupled_weight_decay": True}])
-def test_adam_update_many_is_adam_update_per_parameter(kwargs, float_dtype, rng):
-    """The foreach op gives each parameter exactly its own adam_update, steps included."""
-    shapes, steps = [(1,), (91,), (20011,), (3,)], [1, 4, 2, 7]
-
-    def state():
-        local = np.random.default_rng(5)
-        arrays = [[inputs(local, s, float_dtype, scale=1.0) for _ in range(5)] for s in shapes]
-        return [[p, g, m, np.abs(v), np.abs(vm)] for p, g, m, v, vm in arrays]  # v >= 0
-
-    many, one = state(), state()
-    amsgrad = kwargs.get("amsgrad", False)
-    FAST.adam_update_many([a[0] for a in many], [a[1] for a in many], [a[2] for a in many],
-                          [a[3] for a in many], [a[4] for a in many], steps,
-                          1e-2, 0.9, 0.999, 1e-8, **kwargs)
-    for (p, g, m, v, vm), step in zip(one, steps):
-        REF.adam_update(p, g, m, v, vm if amsgrad else None, 1e-2, 0.9, 0.999, 1e-8,
-                        step, **kwargs)
-    for a, b in zip(many, one):
-        for i in (0, 2, 3, 4):
-            assert_close(a[i], b[i], float_dtype, rtol_scale=10)
-
-
-def test_adam_update_many_falls_back_when_an_array_is_not_direct(float_dtype, rng):
-    """A strided gradient anywhere in the list: the compiled op changes nothing and
-    the parameters are stepped one by one, to the same values."""
-    params = [inputs(rng, (8,), float_dtype), inputs(rng, (5,), float_dtype)]
-    grads = [inputs(rng, (8,), float_dtype), inputs(rng, (10,), float_dtype)[::2]]
-    expected = [p.copy() for p in params]
-    for p, g in zip(expected, grads):
-        REF.adam_update(p, g, np.zeros_like(p), np.zeros_like(p), None, 0.1, 0.9, 0.999, 1e-8, 1)
-    from fastnn import _kernels
-    untouched = [p.copy() for p in params]
-    zeros = [[np.zeros_like(p) for p in params] for _ in range(2)]
-    assert not _kernels.adam_update_many(params, grads, *zeros, [None, None], [1, 1],
-                                         0.1, 0.9, 0.999, 1e-8)
-    for p, u in zip(params, untouched):
-        np.testing.assert_array_equal(p, u)
-    FAST.adam_update_many(params, grads, *zeros, [None, None], [1, 1], 0.1, 0.9, 0.999, 1e-8)
-    for p, e in zip(params, expected):
-        assert_close(p, e, float_dtype)
-    with pytest.raises(ValueError, match="differ in length"):
-        _kernels.adam_update_many(params, grads[:1], *zeros, [None, None], [1, 1],
-                                  0.1, 0.9, 0.999, 1e-8)
-
-
 # ---------------------------------------------------------------------------
 # Clipping and penalties
 # ---------------------------------------------------------------------------

@@ -55,10 +55,6 @@ Optimizer updates (in place on param and state; formulas of torch.optim)
                weight_decay=0.0, decoupled_weight_decay=False, first_step=False)
     adam_update(param, grad, m, v, v_max, lr, beta_1, beta_2, epsilon, step,
                 weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False)
-    adam_update_many(params, grads, ms, vs, v_maxs, steps, lr, beta_1, beta_2, epsilon,
-                     weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False)
-        adam_update of every parameter of a list (lists of 1-D arrays; ``steps[i]`` is
-        parameter i's step): the optimizer's whole step in one call.
     rmsprop_update(param, grad, square_avg, momentum_buf, grad_avg, lr, rho, epsilon,
                    momentum=0.0, centered=False, weight_decay=0.0,
                    decoupled_weight_decay=False)

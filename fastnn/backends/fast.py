@@ -170,17 +170,6 @@ class FastOps(ReferenceOps):
             super().adam_update(param, grad, m, v, v_max, lr, beta_1, beta_2, epsilon, step,
                                 weight_decay, decoupled_weight_decay, amsgrad)
 
-    def adam_update_many(self, params, grads, ms, vs, v_maxs, steps, lr, beta_1, beta_2, epsilon,
-                         weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False):
-        """Every parameter's Adam step in one compiled call (one Python call per step,
-        not per parameter); falls back to :meth:`adam_update` one by one."""
-        if not _kernels.adam_update_many(params, grads, ms, vs, v_maxs, steps, lr, beta_1, beta_2,
-                                         epsilon, weight_decay, decoupled_weight_decay, amsgrad,
-                                         -(-config.PARALLEL_WORK_THRESHOLD // _UPDATE_COST),
-                                         config.threads_for(config.PARALLEL_WORK_THRESHOLD)):
-            super().adam_update_many(params, grads, ms, vs, v_maxs, steps, lr, beta_1, beta_2,
-                                     epsilon, weight_decay, decoupled_weight_decay, amsgrad)
-
     def rmsprop_update(self, param, grad, square_avg, momentum_buf, grad_avg, lr, rho, epsilon,
                        momentum=0.0, centered=False, weight_decay=0.0,
                        decoupled_weight_decay=False):

@@ -395,14 +395,6 @@ class ReferenceOps:
         denom = np.sqrt(second) / math.sqrt(bias_correction2) + epsilon
         param -= (lr / bias_correction1) * m / denom
 
-    def adam_update_many(self, params, grads, ms, vs, v_maxs, steps, lr, beta_1, beta_2, epsilon,
-                         weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False):
-        """:meth:`adam_update` of each parameter in turn (``steps[i]`` is parameter i's)."""
-        for i, param in enumerate(params):
-            self.adam_update(param, grads[i], ms[i], vs[i], v_maxs[i] if amsgrad else None,
-                             lr, beta_1, beta_2, epsilon, steps[i], weight_decay,
-                             decoupled_weight_decay, amsgrad)
-
     def rmsprop_update(self, param, grad, square_avg, momentum_buf, grad_avg, lr, rho, epsilon,
                        momentum=0.0, centered=False, weight_decay=0.0,
                        decoupled_weight_decay=False):

@@ -1,4 +1,4 @@
-"""Adam and AMSGrad (``torch.optim.Adam``), on the backend's ``adam_update_many``."""
+"""Adam and AMSGrad (``torch.optim.Adam``), on the backend's ``adam_update``."""
 from __future__ import annotations
 
 import numpy as np
@@ -59,21 +59,14 @@ class Adam(Optimizer):
     def _step_group(self, ops, group):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
-        params, grads, ms, vs, v_maxs, steps = [], [], [], [], [], []
+        decoupled = self._decoupled_weight_decay
         for p, grad, state, views in self._with_gradients(group):
             if amsgrad and "max_exp_avg_sq" not in views:  # amsgrad switched on after some steps
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
                 self._views.pop(p, None)
                 views = self._flat_views(p)
             state["step"] = step = state["step"] + 1
-            params.append(views["param"])
-            grads.append(grad)
-            ms.append(views["exp_avg"])
-            vs.append(views["exp_avg_sq"])
-            v_maxs.append(views.get("max_exp_avg_sq"))
-            steps.append(step)
-        if params:  # one backend call for the whole group, as torch's foreach implementation
-            ops.adam_update_many(params, grads, ms, vs, v_maxs, steps, lr, beta1, beta2, eps,
-                                 weight_decay=weight_decay,
-                                 decoupled_weight_decay=self._decoupled_weight_decay,
-                                 amsgrad=amsgrad)
+            ops.adam_update(views["param"], grad, views["exp_avg"], views["exp_avg_sq"],
+                            views.get("max_exp_avg_sq"), lr, beta1, beta2, eps, step,
+                            weight_decay=weight_decay, decoupled_weight_decay=decoupled,
+                            amsgrad=amsgrad)
