@@ -3,6 +3,8 @@
 ``set_random_seed(seed)`` reseeds it. Initializers, dropout, shuffling and data
 splitting all draw from :func:`rng` (or from a generator made from an explicit
 ``seed`` argument), never from NumPy's hidden global state.
+
+``fastnn.utils.data`` holds the PyTorch-style datasets and ``DataLoader``.
 """
 from __future__ import annotations
 
@@ -48,3 +50,11 @@ def make_rng(seed=None) -> np.random.Generator:
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     return np.random.default_rng(int(seed))
+
+
+def __getattr__(name):
+    # fastnn.utils.data on first use, as torch.utils.data is reachable from torch.utils
+    if name == "data":
+        import importlib
+        return importlib.import_module("fastnn.utils.data")
+    raise AttributeError(f"module 'fastnn.utils' has no attribute {name!r}")
