@@ -187,6 +187,13 @@ def as_label_array(y, name: str, *, num_classes=None) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def check_bool(value, name: str) -> bool:
+    """``value`` as a bool (Python or NumPy), or a TypeError naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_int(value, name: str, *, minimum=None, maximum=None, allow_none=False):
     """``value`` as an int within bounds, or a TypeError/ValueError naming ``name``."""
     if value is None and allow_none:

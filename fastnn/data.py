@@ -29,7 +29,7 @@ import warnings
 import numpy as np
 
 from fastnn import utils
-from fastnn._validation import check_int
+from fastnn._validation import check_bool, check_int
 
 __all__ = ["train_test_split", "KFold", "StratifiedKFold", "cross_validate", "batches"]
 
@@ -55,12 +55,6 @@ def _take(a, indices: np.ndarray):
     if isinstance(a, np.ndarray) or hasattr(a, "__array__") and hasattr(a, "shape"):
         return a[indices]
     return [a[i] for i in indices]
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _check_random_state(random_state, name: str = "random_state"):
@@ -267,7 +261,7 @@ def train_test_split(*arrays, test_size=None, train_size=None, random_state=None
     if len(set(known)) > 1:
         raise ValueError(f"train_test_split: arrays have inconsistent numbers of samples: {known}")
     n_samples = known[0]
-    shuffle = _check_bool(shuffle, "shuffle")
+    shuffle = check_bool(shuffle, "shuffle")
     random_state = _check_random_state(random_state)
     n_train, n_test = _validate_split_sizes(n_samples, test_size, train_size)
 
@@ -306,7 +300,7 @@ class _BaseKFold:
                 f"n_splits must be >= 2 (k-fold needs at least one train/test split), "
                 f"got {self.n_splits}"
             )
-        self.shuffle = _check_bool(shuffle, "shuffle")
+        self.shuffle = check_bool(shuffle, "shuffle")
         self.random_state = _check_random_state(random_state)
         if not self.shuffle and random_state is not None:
             raise ValueError(
@@ -677,7 +671,7 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=None):
     if y is not None and _num_samples(y, "y") != n:
         raise ValueError(f"mismatched number of samples: x has {n}, y has {len(y)}")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    shuffle = _check_bool(shuffle, "shuffle")
+    shuffle = check_bool(shuffle, "shuffle")
     seed = _check_random_state(seed, "seed")
     x_arr = np.asarray(x)
     y_arr = None if y is None else np.asarray(y)

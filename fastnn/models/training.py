@@ -64,7 +64,9 @@ import warnings
 import numpy as np
 
 from fastnn import backends, utils
-from fastnn._validation import _all_finite, _to_array, as_float_array, check_float, check_int
+from fastnn._validation import (
+    _all_finite, _to_array, as_float_array, check_bool, check_float, check_int,
+)
 
 __all__ = ["TrainingMixin"]
 
@@ -79,12 +81,6 @@ def _resolve_verbose(verbose) -> int:
     log files get one line per epoch instead of progress-bar redraws."""
     from fastnn.callbacks.progbar import resolve_verbose
     return resolve_verbose(verbose)
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _rename(exc, old, new):
@@ -702,7 +698,7 @@ class TrainingMixin:
         epochs = check_int(epochs, "epochs", minimum=0)
         initial_epoch = check_int(initial_epoch, "initial_epoch", minimum=0)
         verbose = _resolve_verbose(verbose)
-        shuffle = _check_bool(shuffle, "shuffle")
+        shuffle = check_bool(shuffle, "shuffle")
         validation_split = check_float(validation_split, "validation_split", minimum=0.0,
                                        maximum=1.0, max_inclusive=False)
         validation_batch_size = check_int(validation_batch_size, "validation_batch_size",
@@ -830,7 +826,7 @@ class TrainingMixin:
         self._require_compiled("evaluate")
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
         verbose = _resolve_verbose(verbose)
-        return_dict = _check_bool(return_dict, "return_dict")
+        return_dict = check_bool(return_dict, "return_dict")
         steps = check_int(steps, "steps", minimum=1, allow_none=True)
         data = self._check_data(x, y, sample_weight)
         from fastnn.callbacks import CallbackList
@@ -914,7 +910,7 @@ class TrainingMixin:
             the step (before the update), as :meth:`evaluate` returns them.
         """
         self._require_compiled("train_on_batch")
-        return_dict = _check_bool(return_dict, "return_dict")
+        return_dict = check_bool(return_dict, "return_dict")
         data = self._check_data(x, y, sample_weight, class_weight)
         self._reset_metrics()
         value, y_pred = self._train_step(data.x, data.y, data.weights)
@@ -927,7 +923,7 @@ class TrainingMixin:
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss (incl. penalties) and metrics on one batch, without training."""
         self._require_compiled("test_on_batch")
-        return_dict = _check_bool(return_dict, "return_dict")
+        return_dict = check_bool(return_dict, "return_dict")
         data = self._check_data(x, y, sample_weight)
         return self._return(self._evaluate_data(data, data.x.shape[0]), return_dict)
 

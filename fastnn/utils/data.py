@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fastnn import utils
+from fastnn._validation import check_bool, check_int
 from fastnn.tensor import Tensor
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "default_collate", "DataLoader"]
@@ -217,20 +218,6 @@ def default_collate(batch):
     raise TypeError(f"default_collate cannot batch samples of type {type(first).__name__}")
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 class DataLoader:
     """Iterate over a dataset in mini-batches (``torch.utils.data.DataLoader``).
 
@@ -271,12 +258,12 @@ class DataLoader:
                  persistent_workers=False):
         _check_dataset(dataset)
         if batch_size is not None:
-            batch_size = _check_int(batch_size, "batch_size", 1)
-        shuffle = _check_bool(False if shuffle is None else shuffle, "shuffle")
-        drop_last = _check_bool(drop_last, "drop_last")
-        _check_int(num_workers, "num_workers", 0)
-        _check_bool(pin_memory, "pin_memory")
-        _check_bool(persistent_workers, "persistent_workers")
+            batch_size = check_int(batch_size, "batch_size", minimum=1)
+        shuffle = check_bool(False if shuffle is None else shuffle, "shuffle")
+        drop_last = check_bool(drop_last, "drop_last")
+        check_int(num_workers, "num_workers", minimum=0)
+        check_bool(pin_memory, "pin_memory")
+        check_bool(persistent_workers, "persistent_workers")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
         if sampler is not None and shuffle:
