@@ -6,9 +6,7 @@ import pytest
 
 import fastnn
 from fastnn import nn, optim
-from fastnn.utils.data import (
-    DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split,
-)
+from fastnn.utils.data import DataLoader, Dataset, TensorDataset, default_collate, random_split
 
 
 def arrays(n=10, d=3):

@@ -200,9 +200,9 @@ def default_collate(batch):
     first = batch[0]
     if isinstance(first, Tensor):
         return Tensor._wrap(np.stack([s.data for s in batch]))
-    if isinstance(first, np.ndarray) or isinstance(first, np.generic):
+    if isinstance(first, (np.ndarray, np.generic)):
         return Tensor._wrap(np.stack([np.asarray(s) for s in batch]))
-    if isinstance(first, bool) or isinstance(first, numbers.Integral):
+    if isinstance(first, (bool, numbers.Integral)):
         return Tensor._wrap(np.asarray(batch, dtype=np.int64))
     if isinstance(first, numbers.Real):
         return Tensor._wrap(np.asarray(batch, dtype=np.float64))
