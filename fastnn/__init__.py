@@ -28,8 +28,8 @@ from fastnn import config  # noqa: E402  (small, no heavy imports)
 
 _SUBMODULES = {
     "activations", "backends", "callbacks", "constraints", "data", "datasets", "initializers",
-    "layers", "losses", "metrics", "models", "nn", "optim", "optimizers", "regularizers", "tensor",
-    "utils",
+    "layers", "losses", "metrics", "models", "nn", "optim", "optimizers", "regularizers",
+    "serialization", "tensor", "utils",
 }
 
 # Top-level name -> module that defines it.
@@ -55,6 +55,8 @@ _LAZY_NAMES = {
     "softmax": "fastnn.nn.functional",
     "log_softmax": "fastnn.nn.functional",
     "set_random_seed": "fastnn.utils",
+    "save": "fastnn.serialization",
+    "load": "fastnn.serialization",
 }
 
 __all__ = sorted(_SUBMODULES | set(_LAZY_NAMES) | {"config", "__version__"})

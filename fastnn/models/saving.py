@@ -214,10 +214,10 @@ def _json_bytes(obj) -> bytes:
         raise TypeError(f"model configuration is not JSON-serializable: {exc}") from None
 
 
-def _manifest(members: dict) -> dict:
+def _manifest(members: dict, format_name: str = FORMAT_NAME) -> dict:
     from fastnn import __version__
     return {
-        "format": FORMAT_NAME,
+        "format": format_name,
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
         "created_by": (f"fastnn {__version__} (Python {platform.python_version()}, "
@@ -227,36 +227,43 @@ def _manifest(members: dict) -> dict:
     }
 
 
-def _write_archive(path: Path, members: dict) -> None:
-    """Write ``members`` (name -> bytes) plus the manifest into ``path``, atomically."""
+def _write_archive(path, members: dict, format_name: str = FORMAT_NAME) -> None:
+    """Write ``members`` (name -> bytes) plus the manifest into ``path``, atomically
+    (or into ``path`` itself when it is a writable binary file object)."""
     def write(f):
         with zipfile.ZipFile(f, "w") as zf:
-            for name, blob in [(MANIFEST, _json_bytes(_manifest(members)))] + list(members.items()):
+            manifest = _json_bytes(_manifest(members, format_name))
+            for name, blob in [(MANIFEST, manifest)] + list(members.items()):
                 info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
                 # Tensor data is stored raw (floats barely compress); JSON is deflated.
                 info.compress_type = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, blob)
-    write_atomic(path, write, suffix=".tmp")
+    if hasattr(path, "write"):
+        write(path)
+    else:
+        write_atomic(path, write, suffix=".tmp")
 
 
-def _read_archive(path: Path) -> tuple[dict, dict]:
-    """(manifest, {member: bytes}) with every check of the container done."""
-    where = str(path)
+def _read_archive(path, format_name: str = FORMAT_NAME,
+                  what: str = "fastnn model file") -> tuple[dict, dict]:
+    """(manifest, {member: bytes}) with every check of the container done; ``path``
+    may also be a readable binary file object."""
+    where = "<file object>" if hasattr(path, "read") else str(path)
     try:
         zf = zipfile.ZipFile(path, "r")
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{where}: not a fastnn model file (not a zip archive, or truncated: {exc})") from None
+        raise ValueError(f"{where}: not a {what} (not a zip archive, or truncated: {exc})") from None
     with zf:
         names = zf.namelist()
         if len(names) != len(set(names)):
             raise ValueError(f"{where}: corrupt model file (duplicate archive members)")
         if MANIFEST not in names:
-            raise ValueError(f"{where}: not a fastnn model file (no {MANIFEST})")
+            raise ValueError(f"{where}: not a {what} (no {MANIFEST})")
         manifest = _parse_json(_read_member(zf, MANIFEST, where), f"{where}:{MANIFEST}")
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        if not isinstance(manifest, dict) or manifest.get("format") != format_name:
             found = manifest.get("format") if isinstance(manifest, dict) else None
-            raise ValueError(f"{where}: not a fastnn model file (format {found!r}, expected {FORMAT_NAME!r})")
+            raise ValueError(f"{where}: not a {what} (format {found!r}, expected {format_name!r})")
         version = manifest.get("format_version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ValueError(f"{where}: invalid format_version {version!r}")
