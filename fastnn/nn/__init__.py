@@ -4,10 +4,11 @@
 >>> net = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
 >>> loss = nn.CrossEntropyLoss()(net(x), y)
 
-``fastnn.nn.functional`` holds the same operations as functions.
+``fastnn.nn.functional`` holds the same operations as functions, ``fastnn.nn.init``
+the weight initializations and ``fastnn.nn.utils`` gradient clipping.
 """
-from fastnn.nn import functional
+from fastnn.nn import functional, init, utils
 from fastnn.nn.modules import *  # noqa: F401,F403
 from fastnn.nn.modules import __all__ as _modules_all
 
-__all__ = ["functional"] + list(_modules_all)
+__all__ = ["functional", "init", "utils"] + list(_modules_all)
