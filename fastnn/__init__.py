@@ -29,7 +29,7 @@ from fastnn import config  # noqa: E402  (small, no heavy imports)
 _SUBMODULES = {
     "activations", "backends", "callbacks", "constraints", "data", "datasets", "initializers",
     "layers", "losses", "metrics", "models", "nn", "optim", "optimizers", "regularizers",
-    "serialization", "tensor", "utils",
+    "serialization", "tensor", "tensor_functions", "utils",
 }
 
 # Top-level name -> module that defines it.
@@ -58,6 +58,13 @@ _LAZY_NAMES = {
     "save": "fastnn.serialization",
     "load": "fastnn.serialization",
 }
+# torch.* functions over tensors (creation, cat/stack, reductions, device, dtype names).
+_LAZY_NAMES.update({name: "fastnn.tensor_functions" for name in (
+    "zeros", "ones", "full", "empty", "eye", "arange", "linspace", "rand", "randn", "randint",
+    "randperm", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "cat",
+    "concat", "stack", "sum", "mean", "max", "argmax", "exp", "log", "sqrt", "abs", "clamp",
+    "reshape", "flatten", "transpose", "device", "cuda", "float", "double", "long", "int",
+    "bool")})
 
 __all__ = sorted(_SUBMODULES | set(_LAZY_NAMES) | {"config", "__version__"})
 

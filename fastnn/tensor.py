@@ -775,19 +775,47 @@ class Tensor:
             return (grad,)
         return _record(out, (self,), backward)
 
-    # -- dtypes -------------------------------------------------------------------------
-    def to(self, dtype):
-        """A copy converted to ``dtype`` (gradients flow back, converted to ours).
+    # -- dtypes and the device -----------------------------------------------------------
+    def to(self, *args, **kwargs):
+        """A copy converted to a dtype (gradients flow back, converted to ours):
+        ``t.to('float64')``, ``t.to(device)``, ``t.to(device, dtype)``, ``t.to(other)``.
 
-        A device string (``'cpu'``) is accepted and ignored: fastnn runs on the CPU.
+        A CPU device (``'cpu'``, ``fastnn.device('cpu')``) is accepted and changes
+        nothing: fastnn runs on the CPU; another device is a ValueError.
         """
-        if isinstance(dtype, str) and dtype == "cpu":
-            return self
-        dt = np.dtype(dtype)
-        if dt == self.data.dtype:
+        candidates = list(args) + [kwargs.pop("dtype", None), kwargs.pop("device", None)]
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword argument(s) {sorted(kwargs)}")
+        dt = None
+        for value in candidates:
+            if value is None or _is_cpu_device(value):
+                continue
+            if isinstance(value, Tensor):
+                dt = value.data.dtype
+                continue
+            try:
+                dt = np.dtype(value)
+            except TypeError:
+                raise TypeError(f"to() expects a dtype, a device or a tensor, got {value!r}") from None
+        if dt is None or dt == self.data.dtype:
             return self
         src = self.data.dtype
         return _record(self.data.astype(dt), (self,), lambda g: (g.astype(src),))
+
+    def cpu(self):
+        """This tensor (it is in main memory already)."""
+        return self
+
+    def cuda(self, *args, **kwargs):
+        raise RuntimeError("fastnn runs on the CPU only: there is no CUDA device")
+
+    @property
+    def device(self):
+        """Where the tensor lives: always the CPU."""
+        from fastnn.tensor_functions import device
+        return device("cpu")
 
     def float(self):
         """Converted to float32."""
@@ -800,6 +828,22 @@ class Tensor:
     def long(self):
         """Converted to int64 (no gradient)."""
         return Tensor._wrap(self.data.astype(np.int64))
+
+
+def _is_cpu_device(value):
+    """Whether ``value`` names the CPU: ``'cpu'``, ``'cpu:0'`` or a device object (fastnn's
+    or torch's) of type ``'cpu'``. Other devices raise ValueError: fastnn has no GPU code."""
+    if isinstance(value, str):
+        kind = value.lower().split(":")[0]
+        if kind in ("cuda", "mps", "xpu", "hip", "meta"):
+            raise ValueError(f"fastnn runs on the CPU only; device {value!r} is not available")
+        return kind == "cpu"
+    kind = getattr(value, "type", None)
+    if isinstance(kind, str) and not isinstance(value, np.dtype):
+        if kind != "cpu":
+            raise ValueError(f"fastnn runs on the CPU only; device {value!r} is not available")
+        return True
+    return False
 
 
 def _expand(g, shape, axis, keepdim):

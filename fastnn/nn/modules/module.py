@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fastnn._validation import _to_array
-from fastnn.tensor import Tensor, _make_array
+from fastnn.tensor import Tensor, _is_cpu_device, _make_array
 
 __all__ = ["Module", "Parameter"]
 
@@ -86,7 +86,7 @@ def _resolve_to_dtype(args, kwargs):
     for value in candidates:
         if value is None:
             continue
-        if isinstance(value, str) and value.lower() == "cpu":
+        if _is_cpu_device(value):
             continue  # fastnn runs on the CPU: nothing to move
         try:
             dt = np.dtype(value)
