@@ -66,7 +66,10 @@ _LAZY_NAMES.update({name: "fastnn.tensor_functions" for name in (
     "reshape", "flatten", "transpose", "device", "cuda", "float", "double", "long", "int",
     "bool")})
 
-__all__ = sorted(_SUBMODULES | set(_LAZY_NAMES) | {"config", "__version__"})
+# Names that would shadow Python builtins are attributes only: `from fastnn import *`
+# must not replace the user's float, int, bool, sum, max or abs.
+_BUILTIN_NAMES = {"float", "int", "bool", "sum", "max", "abs"}
+__all__ = sorted((_SUBMODULES | set(_LAZY_NAMES) | {"config", "__version__"}) - _BUILTIN_NAMES)
 
 
 def __getattr__(name):
@@ -82,4 +85,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return __all__
+    return sorted(set(__all__) | _BUILTIN_NAMES)

@@ -144,3 +144,11 @@ def test_matches_torch():
         np.testing.assert_array_equal(o.grad.numpy(), t.grad.numpy())
     assert fastnn.arange(1, 7, 2).numpy().tolist() == torch.arange(1, 7, 2).tolist()
     assert fastnn.full((2,), 3).dtype == np.dtype(str(torch.full((2,), 3).dtype).replace("torch.", ""))
+
+
+def test_star_import_keeps_the_builtins():
+    namespace = {}
+    exec("from fastnn import *", namespace)
+    assert "zeros" in namespace and "cat" in namespace
+    assert not {"float", "int", "bool", "sum", "max", "abs"} & set(namespace)
+    assert "max" in dir(fastnn) and fastnn.float == np.float32
