@@ -24,9 +24,10 @@ import types
 
 import numpy as np
 
-from fastnn import config, utils
+from fastnn import config
 from fastnn._validation import check_int
 from fastnn.tensor import Tensor, _normalize_dim, _record, tensor
+from fastnn.utils import resolve_generator as _generator
 
 __all__ = [
     "zeros", "ones", "full", "empty", "eye", "arange", "linspace", "rand", "randn", "randint",
@@ -69,15 +70,6 @@ def _dtype(dtype, default=None):
 def _leaf(data, requires_grad):
     t = Tensor._wrap(np.asarray(data, order="C"))  # (ascontiguousarray makes 0-d arrays 1-d)
     return t.requires_grad_(requires_grad) if requires_grad else t
-
-
-def _generator(generator):
-    if generator is None:
-        return utils.rng()
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"generator must be a numpy.random.Generator or None, "
-                        f"got {type(generator).__name__}")
-    return generator
 
 
 def zeros(*size, dtype=None, requires_grad=False):

@@ -28,9 +28,9 @@ import numbers
 
 import numpy as np
 
-from fastnn import utils
 from fastnn._validation import check_float
 from fastnn.tensor import Tensor
+from fastnn.utils import resolve_generator as _generator
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
@@ -79,15 +79,6 @@ def _array(tensor):
     return data
 
 
-def _rng(generator):
-    if generator is None:
-        return utils.rng()
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"generator must be a numpy.random.Generator or None, "
-                        f"got {type(generator).__name__}")
-    return generator
-
-
 def _fill(tensor, values):
     _array(tensor)[...] = values  # in place: the dtype and memory layout stay
     return tensor
@@ -114,14 +105,14 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None):
     if a > b:
         raise ValueError(f"uniform_ expects a <= b, got a={a}, b={b}")
     data = _array(tensor)
-    return _fill(tensor, _rng(generator).uniform(a, b, data.shape))
+    return _fill(tensor, _generator(generator).uniform(a, b, data.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """Fill with N(mean, std^2)."""
     mean, std = check_float(mean, "mean"), check_float(std, "std", minimum=0.0)
     data = _array(tensor)
-    return _fill(tensor, _rng(generator).normal(mean, std, data.shape))
+    return _fill(tensor, _generator(generator).normal(mean, std, data.shape))
 
 
 def _normal_cdf(z):
@@ -136,7 +127,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     if a > b:
         raise ValueError(f"trunc_normal_ expects a <= b, got a={a}, b={b}")
     data = _array(tensor)
-    rng = _rng(generator)
+    rng = _generator(generator)
     if std == 0:
         if not a <= mean <= b:
             raise ValueError(f"trunc_normal_: std=0 puts every value at mean={mean}, outside [{a}, {b}]")
@@ -180,7 +171,7 @@ def xavier_uniform_(tensor, gain=1.0, generator=None):
     data = _array(tensor)
     fan_in, fan_out = _fans(data)
     bound = check_float(gain, "gain") * math.sqrt(6.0 / (fan_in + fan_out))
-    return _fill(tensor, _rng(generator).uniform(-bound, bound, data.shape))
+    return _fill(tensor, _generator(generator).uniform(-bound, bound, data.shape))
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None):
@@ -188,7 +179,7 @@ def xavier_normal_(tensor, gain=1.0, generator=None):
     data = _array(tensor)
     fan_in, fan_out = _fans(data)
     std = check_float(gain, "gain") * math.sqrt(2.0 / (fan_in + fan_out))
-    return _fill(tensor, _rng(generator).normal(0.0, std, data.shape))
+    return _fill(tensor, _generator(generator).normal(0.0, std, data.shape))
 
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
@@ -197,14 +188,14 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     data = _array(tensor)
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
     bound = math.sqrt(3.0) * std
-    return _fill(tensor, _rng(generator).uniform(-bound, bound, data.shape))
+    return _fill(tensor, _generator(generator).uniform(-bound, bound, data.shape))
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """N(0, std^2), std = gain / sqrt(fan)."""
     data = _array(tensor)
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
-    return _fill(tensor, _rng(generator).normal(0.0, std, data.shape))
+    return _fill(tensor, _generator(generator).normal(0.0, std, data.shape))
 
 
 def orthogonal_(tensor, gain=1.0, generator=None):
@@ -215,6 +206,6 @@ def orthogonal_(tensor, gain=1.0, generator=None):
     if data.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     rows = data.shape[0]
-    matrix = Orthogonal(gain=check_float(gain, "gain"), seed=_rng(generator)).sample(
+    matrix = Orthogonal(gain=check_float(gain, "gain"), seed=_generator(generator)).sample(
         (rows, data.size // rows if rows else 0))
     return _fill(tensor, matrix.reshape(data.shape))

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["set_random_seed", "rng", "make_rng"]
+__all__ = ["set_random_seed", "rng", "make_rng", "resolve_generator"]
 
 _RNG = np.random.default_rng()
 
@@ -32,6 +32,18 @@ def set_random_seed(seed: int) -> None:
 def rng() -> np.random.Generator:
     """Return fastnn's generator (the one :func:`set_random_seed` seeds)."""
     return _RNG
+
+
+def resolve_generator(generator=None) -> np.random.Generator:
+    """The ``generator=`` argument of the PyTorch-style functions: a given
+    ``numpy.random.Generator``, else fastnn's own (:func:`rng`, seeded by
+    ``fastnn.manual_seed``), used directly as torch uses its default generator."""
+    if generator is None:
+        return _RNG
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"generator must be a numpy.random.Generator or None, "
+                        f"got {type(generator).__name__}")
+    return generator
 
 
 def make_rng(seed=None) -> np.random.Generator:

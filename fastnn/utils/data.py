@@ -140,13 +140,6 @@ def _check_dataset(dataset, name="dataset"):
                         f"got {type(dataset).__name__}")
 
 
-def _check_generator(generator):
-    if generator is not None and not isinstance(generator, np.random.Generator):
-        raise TypeError(f"generator must be a numpy.random.Generator or None, "
-                        f"got {type(generator).__name__}")
-    return generator if generator is not None else utils.rng()
-
-
 def random_split(dataset, lengths, generator=None):
     """Split ``dataset`` at random into non-overlapping :class:`Subset` s.
 
@@ -180,7 +173,7 @@ def random_split(dataset, lengths, generator=None):
         raise ValueError(f"lengths must be >= 0, got {sizes}")
     if sum(sizes) != n:
         raise ValueError(f"lengths sum to {sum(sizes)}, but the dataset has {n} samples")
-    order = _check_generator(generator).permutation(n)
+    order = utils.resolve_generator(generator).permutation(n)
     parts, start = [], 0
     for size in sizes:
         parts.append(Subset(dataset, order[start:start + size]))
@@ -283,7 +276,7 @@ class DataLoader:
         self.num_workers = num_workers
         self.collate_fn = collate_fn
         self.drop_last = drop_last
-        self.generator = _check_generator(generator) if generator is not None else None
+        self.generator = utils.resolve_generator(generator) if generator is not None else None
 
     def __len__(self):
         """Batches per epoch."""
