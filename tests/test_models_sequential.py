@@ -285,3 +285,52 @@ def test_from_config_rejects_bad_configs():
         Sequential.from_config({"layers": [], "code": "print(1)"})
     with pytest.raises(TypeError):
         Sequential.from_config("not a dict")
+
+
+# ----------------------------------------------------------------------------- save_weights / load_weights
+
+def _mlp(hidden=4, seed=0):
+    fastnn.utils.set_random_seed(seed)
+    return fastnn.Sequential([fastnn.layers.Dense(hidden, activation="relu", input_shape=(3,)),
+                              fastnn.layers.Dense(2)])
+
+
+def test_save_and_load_weights_round_trip(tmp_path):
+    a, b = _mlp(seed=0), _mlp(seed=1)
+    path = tmp_path / "mlp.weights.fnn"
+    a.save_weights(path)
+    b.load_weights(path)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    with pytest.raises(FileExistsError):
+        a.save_weights(path, overwrite=False)
+
+
+def test_load_weights_checks_the_architecture(tmp_path):
+    path = tmp_path / "w.fnn"
+    saved = _mlp(hidden=4, seed=0)
+    saved.save_weights(path)
+    other = _mlp(hidden=5)
+    before = other.get_weights()
+    with pytest.raises(ValueError, match="shape"):
+        other.load_weights(path)
+    for w, v in zip(other.get_weights(), before):               # left as it was
+        np.testing.assert_array_equal(w, v)
+    fastnn.utils.set_random_seed(3)
+    wider_head = fastnn.Sequential([fastnn.layers.Dense(4, activation="relu", input_shape=(3,)),
+                                    fastnn.layers.Dense(3)])
+    head_before = wider_head.get_weights()[2:]
+    with pytest.warns(UserWarning, match="skipping layer"):
+        wider_head.load_weights(path, skip_mismatch=True)
+    for w, v in zip(wider_head.get_weights()[:2], saved.get_weights()[:2]):  # loaded
+        np.testing.assert_array_equal(w, v)
+    for w, v in zip(wider_head.get_weights()[2:], head_before):             # kept
+        np.testing.assert_array_equal(w, v)
+    fastnn.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a weights file"):
+        other.load_weights(tmp_path / "other.pt")
+    (tmp_path / "junk.fnn").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="fastnn.save"):
+        other.load_weights(tmp_path / "junk.fnn")

@@ -8,6 +8,7 @@ predict, ...) comes from :class:`fastnn.models.training.TrainingMixin`.
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import numpy as np
 
@@ -390,6 +391,60 @@ class Sequential(TrainingMixin):
         (:func:`fastnn.models.save_model`; load with :func:`fastnn.models.load_model`)."""
         from fastnn.models import saving
         return saving.save_model(self, filepath, *args, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights alone (in :meth:`get_weights` order) to ``filepath``.
+
+        The file is a :func:`fastnn.save` file (no pickle, checksummed, written
+        atomically) holding ``{"weights": [...], "shapes": [...], "layers": [...]}``;
+        Keras's ``.weights.h5`` is HDF5, which fastnn does not write, so any suffix
+        is accepted. Load with :meth:`load_weights` into a model of the same
+        architecture.
+        """
+        from fastnn import serialization
+        from fastnn.models.saving import _as_path
+        self._require_built("save_weights")
+        path = _as_path(filepath)
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+        if not overwrite and path.exists():
+            raise FileExistsError(f"{path} exists and overwrite=False")
+        weights = self.get_weights()
+        serialization.save({"weights": weights, "shapes": [list(w.shape) for w in weights],
+                            "layers": [layer.name for layer in self._layers]}, path)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Set the weights from a :meth:`save_weights` file (same architecture).
+
+        With ``skip_mismatch``, layers whose saved shapes differ keep their
+        weights (with a warning) instead of raising ValueError.
+        """
+        from fastnn import serialization
+        from fastnn.models.saving import _as_path
+        self._require_built("load_weights")
+        path = _as_path(filepath)
+        if not isinstance(skip_mismatch, bool):
+            raise TypeError(f"skip_mismatch must be True or False, got {skip_mismatch!r}")
+        saved = serialization.load(path)
+        if not isinstance(saved, dict) or not isinstance(saved.get("weights"), list):
+            raise ValueError(f"{path}: not a weights file written by save_weights")
+        weights = list(saved["weights"])
+        if not skip_mismatch:
+            self.set_weights(weights)
+            return
+        current = self.get_weights()
+        start = 0
+        for layer in self._layers:
+            n = len(layer.weights)
+            part = weights[start:start + n]
+            if len(part) == n and all(np.shape(a) == np.shape(b)
+                                      for a, b in zip(part, current[start:start + n])):
+                current[start:start + n] = part
+            elif n:
+                warnings.warn(f"load_weights: skipping layer {layer.name!r}: the saved weights "
+                              "do not match its shapes", UserWarning, stacklevel=2)
+            start += n
+        self.set_weights(current)
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, layers={len(self._layers)}, built={self.built}>"
