@@ -37,8 +37,9 @@ non-None result is used as the runner for the whole ``fit``. The plan must give
 the same numbers as the Python loop: the same step (above), the same order of
 samples (``order``: the rows of the epoch in order, a permutation of all of
 them unless ``steps_per_epoch`` cuts the pass into several epochs, or None for
-all rows in storage order; the last batch is smaller), the same logs (loss = batch-size-weighted mean of the batch
-losses including the penalties; ``model.compiled_metrics`` updated with every
+all rows in storage order; the last batch is smaller), the same logs (loss =
+batch-size-weighted mean of the batch losses including the penalties;
+``model.compiled_metrics`` updated with every
 batch), the same callbacks contract (batch hooks at least once per chunk; stop
 when ``model.stop_training`` is set) and the same non-finite-loss warning
 (:meth:`TrainingMixin._check_finite`).
