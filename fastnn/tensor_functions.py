@@ -44,7 +44,6 @@ long = np.dtype(np.int64)
 int = np.dtype(np.int32)  # noqa: A001
 bool = np.dtype(np.bool_)  # noqa: A001
 
-_builtin_int = type(0)
 
 
 # ----------------------------------------------------------------------------
