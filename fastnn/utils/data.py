@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fastnn import utils
-from fastnn._validation import check_bool, check_int
+from fastnn._validation import _to_array, check_bool, check_int
 from fastnn.tensor import Tensor
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "default_collate", "DataLoader"]
@@ -56,10 +56,7 @@ class Dataset:
 def _as_array(value, name):
     if isinstance(value, Tensor):
         return value.data
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be an array or a Tensor ({exc})") from None
+    array = _to_array(value, name)
     if array.dtype == object:
         raise TypeError(f"{name} must hold numbers, got an object array (ragged or mixed data?)")
     return array
