@@ -850,14 +850,27 @@ cdef struct PNode:
     char *bias
 
 
-cdef void _predict_rows(const PNode *nodes, int n_nodes, floating *x, Py_ssize_t n,
+cdef bint _predict_rows(const PNode *nodes, int n_nodes, floating *x, Py_ssize_t n,
                         floating *buf0, floating *buf1, floating *out, int gemm_threads,
-                        int elem_threads) noexcept nogil:
-    """The stack's output for n rows of x into out; buf0/buf1 hold (n, max width) each."""
+                        int elem_threads, bint check_finite) noexcept nogil:
+    """The stack's output for n rows of x into out; buf0/buf1 hold (n, max width) each.
+
+    With ``check_finite``, returns False if x holds a NaN or an infinity (the
+    outputs are then meaningless). A first Dense layer tests its pre-activations
+    instead of x: a non-finite input makes every x @ W + b of its row NaN or
+    infinite (NaN * w and inf * 0 are NaN; inf + anything finite or -inf stays
+    non-finite), and they are 1/12 of x for the seed's 784 -> 64 layer and still
+    in L1. Only if one is not finite is x itself read again, to tell a bad input
+    from an overflow of finite ones (which, as before, is not an error).
+    """
     cdef int i
     cdef const floating *src = x
     cdef floating *dst
+    cdef floating *preact
     cdef const PNode *nd
+    cdef bint finite = True
+    if check_finite and nodes[0].kind != _NODE_DENSE:
+        finite = all_finite_values(x, n * nodes[0].n_in)
     for i in range(n_nodes):
         nd = &nodes[i]
         if i == n_nodes - 1:
@@ -865,14 +878,19 @@ cdef void _predict_rows(const PNode *nodes, int n_nodes, floating *x, Py_ssize_t
         else:
             dst = buf0 if src != buf0 else buf1
         if nd.kind == _NODE_DENSE:
+            # node 0 writes buf0 (or out), so buf1 is free to hold its pre-activations
+            preact = buf1 if (check_finite and i == 0) else NULL
             dense_forward(src, nd.n_in, False, <floating *>nd.kernel, nd.n_out, False,
-                          <floating *>nd.bias, nd.code, <floating>nd.param, dst, NULL,
+                          <floating *>nd.bias, nd.code, <floating>nd.param, dst, preact,
                           n, nd.n_in, nd.n_out, gemm_threads)
+            if preact != NULL and not all_finite_values(preact, n * nd.n_out):
+                finite = all_finite_values(x, n * nd.n_in)
         elif nd.code == FNN_ACT_SOFTMAX or nd.code == FNN_ACT_LOG_SOFTMAX:
             softmax_rows(src, dst, n, nd.n_out, nd.code == FNN_ACT_LOG_SOFTMAX, elem_threads)
         else:
             act_forward(nd.code, <floating>nd.param, src, dst, n * nd.n_out, elem_threads)
         src = dst
+    return finite
 
 
 cdef bint _predict_blocks(const PNode *nodes, int n_nodes, floating *x, Py_ssize_t n,
@@ -881,10 +899,9 @@ cdef bint _predict_blocks(const PNode *nodes, int n_nodes, floating *x, Py_ssize
                           int threads, bint check_finite) noexcept nogil:
     """Blocks of ``block`` rows, one whole stack per block, blocks shared by threads.
 
-    With ``check_finite``, each block's rows are tested just before the block
-    runs (while they are being brought into cache anyway) instead of in a
-    separate pass over the whole input; returns False if any value is not finite
-    (the outputs are then meaningless).
+    With ``check_finite``, each block is tested as it runs (see _predict_rows)
+    instead of in a separate pass over the whole input; returns False if any
+    value is not finite (the outputs are then meaningless).
     """
     cdef Py_ssize_t b, r0, rows, nb = (n + block - 1) // block
     cdef floating *ws
@@ -892,12 +909,11 @@ cdef bint _predict_blocks(const PNode *nodes, int n_nodes, floating *x, Py_ssize
     for b in prange(nb, num_threads=threads, schedule='static'):
         r0 = b * block
         rows = min(block, n - r0)
-        if check_finite and not all_finite_values(x + r0 * n_in, rows * n_in):
-            bad |= 1
         # two private (block, width) buffers per thread
         ws = work + fnn_fused_thread_num() * 2 * block * width
-        _predict_rows(nodes, n_nodes, x + r0 * n_in, rows, ws, ws + block * width,
-                      out + r0 * n_out, 1, 1)
+        if not _predict_rows(nodes, n_nodes, x + r0 * n_in, rows, ws, ws + block * width,
+                             out + r0 * n_out, 1, 1, check_finite):
+            bad |= 1
     return not bad
 
 
@@ -1026,17 +1042,14 @@ cdef class Predictor:
             else:
                 pw = <char *>cnp.PyArray_DATA(self._small)
             with nogil:
-                if check_finite:
-                    if self.typenum == cnp.NPY_FLOAT64:
-                        finite = all_finite_values(<double *>px, n * self.n_in)
-                    else:
-                        finite = all_finite_values(<float *>px, n * self.n_in)
                 if self.typenum == cnp.NPY_FLOAT64:
-                    _predict_rows(self.nodes, self.n_nodes, <double *>px, n, <double *>pw,
-                                  (<double *>pw) + n * width, <double *>po, threads, threads)
+                    finite = _predict_rows(self.nodes, self.n_nodes, <double *>px, n,
+                                           <double *>pw, (<double *>pw) + n * width,
+                                           <double *>po, threads, threads, check_finite)
                 else:
-                    _predict_rows(self.nodes, self.n_nodes, <float *>px, n, <float *>pw,
-                                  (<float *>pw) + n * width, <float *>po, threads, threads)
+                    finite = _predict_rows(self.nodes, self.n_nodes, <float *>px, n,
+                                           <float *>pw, (<float *>pw) + n * width,
+                                           <float *>po, threads, threads, check_finite)
             return out if finite else None
         # large inputs: whole-stack blocks split between threads (GEMMs single-threaded)
         pw = <char *>cnp.PyArray_DATA(self._small)

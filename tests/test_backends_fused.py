@@ -422,6 +422,37 @@ def test_predictor_threads_are_bitwise_identical_and_follow_weights():
     assert not np.allclose(predictor.predict(x[:10]), one[:10])
 
 
+@pytest.mark.parametrize("rows", [1, 40, 3000])  # one block, one call, blocks shared by threads
+@pytest.mark.parametrize("float_dtype", [np.float32, np.float64])
+def test_predictor_finiteness_is_judged_by_the_input_not_the_pre_activations(rows, float_dtype):
+    # The first Dense layer tests its pre-activations and reads x again only if
+    # one is not finite: an infinity meeting a zero weight (inf * 0 = NaN) must
+    # still be caught, and finite inputs that overflow are not an input error.
+    config.set_floatx(float_dtype)
+    utils.set_random_seed(0)
+    model = fastnn.Sequential([layers.Dense(8, activation="relu", input_shape=(5,)),
+                               layers.Dense(3)])
+    predictor = fused.fused_predictor_for(model)
+    kernel, bias = model.layers[0].get_weights()
+    kernel[2] = 0.0  # feature 2 reaches no unit
+    model.layers[0].set_weights([kernel, bias])
+    x = np.random.default_rng(1).standard_normal((rows, 5)).astype(float_dtype)
+    assert predictor.predict(x, check_finite=True) is not None
+    for bad_value in (np.inf, -np.inf, np.nan):
+        bad = x.copy()
+        bad[rows // 2, 2] = bad_value
+        assert predictor.predict(bad, check_finite=True) is None
+    huge = np.full_like(x, np.finfo(float_dtype).max)
+    out = predictor.predict(huge, check_finite=True)
+    assert out is not None and not np.isfinite(out).all()
+    # an Activation first: x itself is tested
+    first_act = fastnn.Sequential([layers.Activation("relu", input_shape=(5,)), layers.Dense(3)])
+    first_act.predict(x, verbose=0)
+    bad = x.copy()
+    bad[-1, 0] = np.nan
+    assert fused.fused_predictor_for(first_act).predict(bad, check_finite=True) is None
+
+
 def test_predictor_declines_what_it_cannot_run():
     config.set_floatx("float32")
     model = fastnn.Sequential([layers.Dense(3, activation=lambda z: z, input_shape=(4,))])
