@@ -887,10 +887,19 @@ class TrainingMixin:
         # A compiled predictor takes many batches per call (it splits rows between
         # threads itself) unless a callback must see every batch.
         per_call = 1
-        if self._fused_predictor() is not None and not cbks.requires_per_batch_calls("predict"):
+        compiled = (self._fused_predictor() is not None
+                    and not cbks.requires_per_batch_calls("predict"))
+        if compiled:
             per_call = max(1, _PREDICT_ROWS_PER_CALL // batch_size)
-        out = np.empty((n,) + self._layers[-1]._out_shape, dtype=self.dtype)
         cbks.on_predict_begin()
+        if compiled and 1 <= steps <= per_call:
+            # one call, whose new array is the result (no second one to fault in and fill)
+            cbks.on_predict_batch_begin(0)
+            out = self._infer(x, "x")
+            cbks.on_predict_batch_end(steps - 1, {"outputs": out})
+            cbks.on_predict_end()
+            return out
+        out = np.empty((n,) + self._layers[-1]._out_shape, dtype=self.dtype)
         for first in range(0, steps, per_call):
             last = min(first + per_call, steps) - 1
             rows = slice(first * batch_size, (last + 1) * batch_size)
