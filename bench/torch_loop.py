@@ -1,7 +1,8 @@
 """The PyTorch peer: the idiomatic training loop users write.
 
 An ``nn.Sequential`` of ``Linear``/``ReLU``, ``CrossEntropyLoss`` on the logits,
-``torch.optim.Adam`` (default, non-fused), shuffling by ``randperm`` each epoch and
+``torch.optim.Adam`` (default, non-fused; ``fused=True`` for PyTorch's fused
+Adam), shuffling by ``randperm`` each epoch and
 tensor slices for the batches, ``zero_grad / backward / step``. Threads default to
 2 (the machine's cores), as fastnn's do. Import is lazy: the benchmark runs without
 PyTorch and reports the peer as missing.
@@ -33,9 +34,11 @@ class TorchMLP:
         ``torch.manual_seed`` for initialisation and shuffles.
     threads : int
         ``torch.set_num_threads``.
+    fused : bool
+        ``torch.optim.Adam(fused=True)``: one kernel updates every parameter.
     """
 
-    def __init__(self, sizes, lr=1e-3, seed=0, threads=2):
+    def __init__(self, sizes, lr=1e-3, seed=0, threads=2, fused=False):
         import torch
         from torch import nn
         self.torch = torch
@@ -48,7 +51,8 @@ class TorchMLP:
                 layers.append(nn.ReLU())
         self.model = nn.Sequential(*layers)
         self.criterion = nn.CrossEntropyLoss()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr,
+                                          **({"fused": True} if fused else {}))
 
     def fit_epoch(self, x, y, batch_size, max_batches=None):
         """One epoch over tensors ``x`` (float32) and ``y`` (int64); returns the samples seen."""

@@ -23,7 +23,10 @@ each peer in turn, so that bursts of background load hit all of them):
 * fastnn reference: ``fit`` on the pure NumPy reference backend;
 * fastnn PyTorch-style: ``nn.Module`` + ``optim.Adam`` + ``loss.backward()``
   (:mod:`bench.train_torch_style`);
-* PyTorch idiomatic loop (:mod:`bench.torch_loop`, when PyTorch is installed);
+* PyTorch idiomatic loop (:mod:`bench.torch_loop`, when PyTorch is installed),
+  with its default Adam and with ``Adam(fused=True)``;
+* scikit-learn's ``MLPClassifier`` (Adam, the same batch size and learning rate,
+  no L2 penalty), one ``partial_fit`` per epoch, when scikit-learn is installed;
 * the plain NumPy loop (:mod:`bench.numpy_loop`), with OpenBLAS on 2 threads
   (NumPy's default here) and on 1 thread (faster at these small shapes).
 
@@ -255,12 +258,14 @@ class TorchPeer(_Peer):
     key = "torch"
     name = "PyTorch 2 idiomatic loop"
 
-    def __init__(self, x, y, sizes, batch, threads):
+    def __init__(self, x, y, sizes, batch, threads, fused=False):
         import torch
         from bench.torch_loop import TorchMLP
         self.torch = torch
-        self.peer = TorchMLP(sizes, lr=LR, seed=0, threads=threads)
+        self.peer = TorchMLP(sizes, lr=LR, seed=0, threads=threads, fused=fused)
         self.name = f"PyTorch {torch.__version__.split('+')[0]} idiomatic loop"
+        if fused:
+            self.key, self.name = "torchfused", self.name + ", fused Adam"
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
         self.batch, self.threads = batch, threads
 
@@ -270,6 +275,37 @@ class TorchPeer(_Peer):
 
     def accuracy(self, xt, yt):
         return self.peer.accuracy(self.torch.from_numpy(xt), self.torch.from_numpy(yt))
+
+
+class SklearnPeer(_Peer):
+    """scikit-learn's MLPClassifier: Adam at the same learning rate and batch size,
+    ReLU hidden layers, no L2 penalty (``alpha=0``), float32 data (kept as float32
+    by scikit-learn >= 1.1); ``partial_fit`` runs one shuffled pass per call."""
+
+    key = "sklearn"
+
+    def __init__(self, x, y, sizes, batch, threads):
+        import sklearn
+        from sklearn.neural_network import MLPClassifier
+        self.model = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu",
+                                   solver="adam", alpha=0.0, batch_size=batch,
+                                   learning_rate_init=LR, shuffle=True, random_state=0)
+        self.name = f"scikit-learn {sklearn.__version__} MLPClassifier"
+        self.x, self.y, self.threads = x, y, threads
+        self.classes = np.arange(sizes[-1])
+        self.rng = np.random.default_rng(0)
+
+    def epoch(self, max_batches=None):
+        n = len(self.x) if max_batches is None else min(len(self.x), max_batches * self.model.batch_size)
+        # a random subset of n rows is a fair partial epoch (partial_fit shuffles it)
+        rows = self.rng.permutation(len(self.x))[:n] if n < len(self.x) else slice(None)
+        with blas_threads(self.threads):
+            self.model.partial_fit(self.x[rows], self.y[rows], classes=self.classes)
+        return n
+
+    def accuracy(self, xt, yt):
+        with blas_threads(self.threads):
+            return float(np.mean(self.model.predict(xt) == yt))
 
 
 class NumpyPeer(_Peer):
@@ -296,6 +332,8 @@ def make_peers(wl, x, y, threads, only=None):
         ("reference", lambda: FastnnFit(x, y, sizes, batch, "reference", threads)),
         ("torchstyle", lambda: TorchStyle(x, y, sizes, batch, threads)),
         ("torch", lambda: TorchPeer(x, y, sizes, batch, threads)),
+        ("torchfused", lambda: TorchPeer(x, y, sizes, batch, threads, fused=True)),
+        ("sklearn", lambda: SklearnPeer(x, y, sizes, batch, threads)),
         ("numpy2", lambda: NumpyPeer(x, y, sizes, batch, 2)),
         ("numpy1", lambda: NumpyPeer(x, y, sizes, batch, 1)),
     ]
@@ -427,7 +465,8 @@ def time_imports(repeats, log=print):
     Keras-style API (which loads NumPy and the compiled kernels) is measured too.
     """
     results = {}
-    for module in ("numpy", "fastnn", "fastnn, fastnn.layers, fastnn.models", "torch"):
+    for module in ("numpy", "fastnn", "fastnn, fastnn.layers, fastnn.models", "torch",
+                   "sklearn.neural_network"):
         try:
             times = []
             for _ in range(repeats):
@@ -559,6 +598,12 @@ def target_lines(rows, lat, thr, imports, train_rss):
                     out.append(f"  (against the faster NumPy configuration, OpenBLAS on 1 thread: "
                                f"{best['median'] / fused['median']:.2f}x; fastest epochs "
                                f"{best['low'] / fused['low']:.2f}x)")
+    for wl in WORKLOADS:   # not targets: the other peers the mission names
+        fused = by.get((wl, "fused"))
+        others = [by.get((wl, key)) for key in ("torchfused", "sklearn")]
+        if fused and any(others):
+            out.append(f"- ({wl}) also, not a target: fastnn fused against " + "; ".join(
+                f"{o['name']} {o['median'] / fused['median']:.2f}x" for o in others if o))
     a = by.get(("A", "fused"))
     if a:
         floor = flop_floor(WORKLOADS["A"]["sizes"], 60000)
@@ -612,7 +657,7 @@ def main(argv=None):
                         help="comma list of A, B, C, D, startup")
     parser.add_argument("--peers", default=None,
                         help="comma list of peer keys: fused, perop, reference, torchstyle, torch, "
-                             "numpy2, numpy1 (default all)")
+                             "torchfused, sklearn, numpy2, numpy1 (default all)")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds one timed epoch may take before it is extrapolated "
                              "from its first batches (default 12, --quick 3)")
