@@ -1047,6 +1047,12 @@ static void FNN_S(fnn_pack_a)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_ker
     if (!g->trans_a && mr == MR && kd->pack_ta != NULL) {
         kd->pack_ta(g->a + i0 * g->lda + p0, g->lda, kc, dst);
     } else if (g->trans_a) { /* A stored k x m: a run of MR values of op(A) per p is contiguous */
+        if (mr == MR && MR == 6) {
+            /* A fixed-size copy inlines (two moves); the general loop below does not. */
+            for (ptrdiff_t p = 0; p < kc; p++)
+                memcpy(dst + p * 6, g->a + (p0 + p) * g->lda + i0, 6 * sizeof(T));
+            return;
+        }
         for (ptrdiff_t p = 0; p < kc; p++) {
             const T *src = g->a + (p0 + p) * g->lda + i0;
             T *d = dst + p * MR;
