@@ -116,6 +116,13 @@ class _Peer:
     def accuracy(self, xt, yt) -> float:
         raise NotImplementedError
 
+    @staticmethod
+    def _epoch_rows(rng, total, batch, max_batches):
+        """(rows, n) of an epoch that may stop after ``max_batches``: for a peer that
+        shuffles what it is given, a random subset of n rows is a fair partial epoch."""
+        n = total if max_batches is None else min(total, max_batches * batch)
+        return (rng.permutation(total)[:n] if n < total else slice(None)), n
+
 
 def _keras_model(sizes, seed=0):
     import fastnn
@@ -243,9 +250,7 @@ class TorchStyle(_Peer):
 
     def epoch(self, max_batches=None):
         self.fastnn.config.set_num_threads(self.threads)
-        n = len(self.x) if max_batches is None else min(len(self.x), max_batches * self.batch)
-        # train_epoch shuffles what it is given: a random subset of n rows is a fair partial epoch
-        rows = self.rng.permutation(len(self.x))[:n] if n < len(self.x) else slice(None)
+        rows, n = self._epoch_rows(self.rng, len(self.x), self.batch, max_batches)
         self.ts.train_epoch(self.model, self.optimizer, self.criterion, self.x[rows], self.y[rows],
                             self.batch, self.rng)
         return n
@@ -296,9 +301,7 @@ class SklearnPeer(_Peer):
         self.rng = np.random.default_rng(0)
 
     def epoch(self, max_batches=None):
-        n = len(self.x) if max_batches is None else min(len(self.x), max_batches * self.model.batch_size)
-        # a random subset of n rows is a fair partial epoch (partial_fit shuffles it)
-        rows = self.rng.permutation(len(self.x))[:n] if n < len(self.x) else slice(None)
+        rows, n = self._epoch_rows(self.rng, len(self.x), self.model.batch_size, max_batches)
         with blas_threads(self.threads):
             self.model.partial_fit(self.x[rows], self.y[rows], classes=self.classes)
         return n
