@@ -22,7 +22,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 from kernels cimport (
     LOSS_BCE, LOSS_CCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SPARSE_CCE,
@@ -33,12 +33,18 @@ from kernels cimport (
 )
 from gemm cimport FNN_ACT_LINEAR, FNN_ACT_LOG_SOFTMAX, FNN_ACT_SOFTMAX
 
+cdef extern from "philox.h" nogil:
+    void fnn_philox_words(uint64_t k0, uint64_t k1, uint64_t start, size_t n, uint64_t *out)
+    void fnn_philox_uniform(uint64_t k0, uint64_t k1, uint64_t start, size_t n, double *out)
+    void fnn_philox_permutation(uint64_t k0, uint64_t k1, uint64_t start, int64_t n, int64_t *out)
+
 cnp.import_array()
 
 __all__ = [
     "LOSS_CODES", "activation", "activation_backward", "dense_forward", "dense_backward",
     "loss", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
     "clip_by_value", "scale", "sum_squares", "l1l2_penalty", "l1l2_grad", "all_finite",
+    "philox_words", "philox_uniform", "philox_permutation",
 ]
 
 #: Loss names of the backend interface -> codes of kernels.pxd's ``loss_rows``.
@@ -817,3 +823,56 @@ def all_finite(x, int num_threads=1):
                     bad |= not all_finite_values(<const double *>(p + lo * itemsize),
                                                  min(<Py_ssize_t>_FINITE_PARALLEL_BLOCK, n - lo))
     return not bad
+
+
+# ---------------------------------------------------------------------------
+# Random numbers (csrc/philox.h; twins in fastnn/utils/random.py)
+# ---------------------------------------------------------------------------
+
+def philox_words(uint64_t key0, uint64_t key1, uint64_t start, Py_ssize_t n):
+    """Words start .. start + n - 1 of the Philox4x64-10 stream of (key0, key1): uint64 (n,)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    cdef cnp.ndarray out = np.empty(n, np.uint64)
+    cdef uint64_t *o = <uint64_t *>cnp.PyArray_DATA(out)
+    with nogil:
+        fnn_philox_words(key0, key1, start, <size_t>n, o)
+    return out
+
+
+# Words per thread chunk of philox_uniform: a word is a pure function of its index,
+# so the chunks can go to any thread and the values do not depend on the count.
+cdef Py_ssize_t _PHILOX_CHUNK = 1 << 15
+
+
+def philox_uniform(uint64_t key0, uint64_t key1, uint64_t start, Py_ssize_t n,
+                   int num_threads=1):
+    """Uniform float64 in [0, 1) from words start .. start + n - 1: (word >> 11) * 2**-53.
+
+    The same values for any ``num_threads``.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    cdef cnp.ndarray out = np.empty(n, np.float64)
+    cdef double *o = <double *>cnp.PyArray_DATA(out)
+    cdef Py_ssize_t nb = (n + _PHILOX_CHUNK - 1) // _PHILOX_CHUNK, c, lo
+    with nogil:
+        if num_threads <= 1 or nb <= 1:
+            fnn_philox_uniform(key0, key1, start, <size_t>n, o)
+        else:
+            for c in prange(nb, num_threads=num_threads, schedule='static'):
+                lo = c * _PHILOX_CHUNK
+                fnn_philox_uniform(key0, key1, start + <uint64_t>lo,
+                                   <size_t>min(_PHILOX_CHUNK, n - lo), o + lo)
+    return out
+
+
+def philox_permutation(uint64_t key0, uint64_t key1, uint64_t start, Py_ssize_t n):
+    """A Fisher-Yates order of 0 .. n-1 drawn from words start .. start + n - 2: int64 (n,)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    cdef cnp.ndarray out = np.empty(n, np.int64)
+    cdef int64_t *o = <int64_t *>cnp.PyArray_DATA(out)
+    with nogil:
+        fnn_philox_permutation(key0, key1, start, <int64_t>n, o)
+    return out

@@ -55,6 +55,7 @@ _LAZY_NAMES = {
     "softmax": "fastnn.nn.functional",
     "log_softmax": "fastnn.nn.functional",
     "set_random_seed": "fastnn.utils",
+    "Generator": "fastnn.utils",
     "save": "fastnn.serialization",
     "load": "fastnn.serialization",
 }

@@ -11,8 +11,8 @@ habits carry over:
 >>> for train_idx, test_idx in StratifiedKFold(n_splits=5).split(x, y):
 ...     ...
 
-One difference: randomness comes from :func:`fastnn.utils.make_rng` (NumPy's
-``Generator``), not from NumPy's legacy ``RandomState``, so a shuffled split for a
+One difference: randomness comes from :func:`fastnn.utils.make_rng` (fastnn's
+Philox generator), not from NumPy's legacy ``RandomState``, so a shuffled split for a
 given ``random_state`` is not the same as scikit-learn's. Unshuffled splits
 (``KFold()``, ``StratifiedKFold()``, ``train_test_split(..., shuffle=False)``) are
 index for index identical to scikit-learn's. ``random_state=None`` draws from
@@ -58,11 +58,11 @@ def _take(a, indices: np.ndarray):
 
 
 def _check_random_state(random_state, name: str = "random_state"):
-    """Validate ``random_state`` (None, an int >= 0 or a numpy Generator) early."""
-    if random_state is None or isinstance(random_state, np.random.Generator):
+    """Validate ``random_state`` (None, an int >= 0 or a generator) early."""
+    if random_state is None or utils.is_generator(random_state):
         return random_state
     if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
-        raise TypeError(f"{name} must be None, an int or a numpy Generator, got {random_state!r}")
+        raise TypeError(f"{name} must be None, an int or a generator, got {random_state!r}")
     if random_state < 0:
         raise ValueError(f"{name} must be >= 0, got {random_state}")
     return int(random_state)
@@ -222,7 +222,7 @@ def train_test_split(*arrays, test_size=None, train_size=None, random_state=None
     train_size : float, int or None
         Same for the train set (a fraction is rounded down); ``None``: the complement
         of ``test_size``.
-    random_state : int, numpy.random.Generator or None
+    random_state : int, generator (fastnn.utils.Generator or numpy.random.Generator) or None
         Seed of the shuffle. None draws from fastnn's generator
         (:func:`fastnn.utils.set_random_seed`).
     shuffle : bool
@@ -357,7 +357,7 @@ class KFold(_BaseKFold):
         Number of folds, >= 2.
     shuffle : bool, default False
         Shuffle the samples before cutting them into folds.
-    random_state : int, numpy.random.Generator or None
+    random_state : int, generator (fastnn.utils.Generator or numpy.random.Generator) or None
         Seed of the shuffle; only allowed with ``shuffle=True``.
 
     Examples
@@ -394,7 +394,7 @@ class StratifiedKFold(_BaseKFold):
         Number of folds, >= 2; may not exceed the size of every class.
     shuffle : bool, default False
         Shuffle each class's samples before dealing them to the folds.
-    random_state : int, numpy.random.Generator or None
+    random_state : int, generator (fastnn.utils.Generator or numpy.random.Generator) or None
         Seed of the shuffle; only allowed with ``shuffle=True``.
 
     Warns
@@ -652,7 +652,7 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=None):
         ``batch_size`` does not divide the number of samples).
     shuffle : bool, default True
         Visit the samples in a random order (a new order each call).
-    seed : int, numpy.random.Generator or None
+    seed : int, generator (fastnn.utils.Generator or numpy.random.Generator) or None
         Seed of the shuffle; None draws from fastnn's generator.
 
     Yields

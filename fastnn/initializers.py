@@ -78,7 +78,7 @@ def _check_shape(shape):
 
 
 def _check_seed(seed):
-    if seed is None or isinstance(seed, np.random.Generator):
+    if seed is None or utils.is_generator(seed):
         return seed
     return check_int(seed, "seed", minimum=0)
 
@@ -122,7 +122,7 @@ class _Random(Initializer):
 
     def get_config(self):
         # A Generator is not JSON-able; record it as None (fresh randomness on reload).
-        return {"seed": self.seed if not isinstance(self.seed, np.random.Generator) else None}
+        return {"seed": self.seed if not utils.is_generator(self.seed) else None}
 
 
 class Zeros(Initializer):

@@ -11,7 +11,7 @@
 Creation (``zeros``, ``ones``, ``full``, ``empty``, ``eye``, ``arange``, ``linspace``,
 ``rand``, ``randn``, ``randint``, ``randperm`` and the ``*_like`` forms) makes new
 leaf tensors; random ones draw from fastnn's generator (:func:`fastnn.manual_seed`)
-unless ``generator=`` gives a ``numpy.random.Generator``. ``cat`` and ``stack`` join
+unless ``generator=`` gives a generator (``fastnn.Generator`` or ``numpy.random.Generator``). ``cat`` and ``stack`` join
 tensors and send each piece its slice of the gradient. ``sum``, ``mean``, ``max``,
 ``argmax``, ``exp``, ``log``, ``sqrt``, ``abs``, ``clamp``, ``reshape``,
 ``flatten`` and ``transpose`` are the Tensor methods as functions. fastnn runs

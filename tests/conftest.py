@@ -58,7 +58,7 @@ def _restore_global_settings():
     from fastnn import utils
     floatx = config.floatx()
     threads = config._NUM_THREADS
-    rng_state = utils.rng().bit_generator.state
+    rng_state = utils.rng().state
     # The private attribute, not get_backend(): reading it must not trigger the
     # default-backend selection (and its warning) in tests that never use it.
     backend = config._BACKEND
@@ -69,7 +69,7 @@ def _restore_global_settings():
     config.set_floatx(floatx)
     config._BACKEND = backend
     config._NUM_THREADS = threads
-    utils.rng().bit_generator.state = rng_state
+    utils.rng().state = rng_state
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnn._io import write_atomic
+from fastnn.utils.random import generator_state, is_generator, restore_generator
 
 __all__ = ["save_model", "load_model", "encode_tensors", "decode_tensors",
            "FORMAT_NAME", "FORMAT_VERSION"]
@@ -434,7 +435,7 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True) -> None:
         entry = {"name": layer.name, "tensors": names}
         generator = _layer_generator(layer)
         if generator is not None:
-            entry["rng_state"] = generator.bit_generator.state
+            entry["rng_state"] = generator_state(generator)
         weight_layout.append(entry)
 
     config = {
@@ -464,18 +465,17 @@ def _layer_generator(layer):
     makes a resumed run draw the same dropout masks as an uninterrupted one.
     """
     generator = getattr(layer, "_rng", None)
-    return generator if isinstance(generator, np.random.Generator) else None
+    return generator if is_generator(generator) else None
 
 
 def _restore_generator(layer, state, where):
-    generator = _layer_generator(layer)
-    if generator is None:
+    """Move the layer's generator to the saved state. A state of the other kind
+    (NumPy's PCG64 in files saved before fastnn had its own generator) gives the
+    layer a generator of that kind, so a resumed run still draws the same masks."""
+    if _layer_generator(layer) is None:
         raise ValueError(f"{where}: layer {layer.name!r} has a saved random state but no generator")
-    expected = type(generator.bit_generator).__name__
-    if not isinstance(state, dict) or state.get("bit_generator") != expected:
-        raise ValueError(f"{where}: layer {layer.name!r}: saved random state is not a {expected} state")
     try:
-        generator.bit_generator.state = state
+        layer._rng = restore_generator(layer._rng, state)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"{where}: layer {layer.name!r}: invalid random state ({exc})") from None
 
@@ -539,7 +539,7 @@ def load_model(filepath, custom_objects=None, compile=True):
 
     from fastnn import utils
     generator = utils.rng()
-    saved_state = generator.bit_generator.state
+    saved_state = generator.state
     try:
         return _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
@@ -547,7 +547,7 @@ def load_model(filepath, custom_objects=None, compile=True):
             raise
         raise ValueError(f"{where}: invalid model configuration: {exc}") from exc
     finally:
-        generator.bit_generator.state = saved_state
+        generator.state = saved_state
 
 
 def _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where):

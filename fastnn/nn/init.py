@@ -19,7 +19,7 @@ Fans follow PyTorch's layout: a weight of shape ``(out_features, in_features,
 out_features * prod(kernel)``. Every function writes into the tensor (or NumPy
 array) it is given, keeps its dtype and memory layout, records nothing on the
 autograd tape, and returns it. Random draws come from fastnn's generator
-(:func:`fastnn.manual_seed`) unless ``generator=`` gives a ``numpy.random.Generator``.
+(:func:`fastnn.manual_seed`) unless ``generator=`` gives a generator (``fastnn.Generator`` or ``numpy.random.Generator``).
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ of 32 MNIST images costs microseconds. Any other dataset goes through ``dataset[
 per sample and :func:`default_collate`, as in PyTorch.
 
 Shuffles draw from fastnn's generator (:func:`fastnn.manual_seed` makes them
-reproducible) unless ``generator=`` gives a ``numpy.random.Generator``.
+reproducible) unless ``generator=`` gives a generator (``fastnn.Generator`` or ``numpy.random.Generator``).
 ``num_workers`` and ``pin_memory`` are accepted so that PyTorch code runs unchanged:
 batches are always made in the calling thread (gathering rows already in memory is
 cheaper than sending them between processes) and there is no GPU memory to pin.
@@ -147,7 +147,7 @@ def random_split(dataset, lengths, generator=None):
         The sizes of the parts (summing to ``len(dataset)``), or fractions summing
         to 1: each part gets ``floor(fraction * n)`` samples and the remaining ones
         go to the parts in turn, from the first (PyTorch's rule).
-    generator : numpy.random.Generator, optional
+    generator : fastnn.Generator or numpy.random.Generator, optional
         Default: fastnn's generator (:func:`fastnn.manual_seed`).
     """
     _check_dataset(dataset)
@@ -232,7 +232,7 @@ class DataLoader:
         Accepted for compatibility (no GPU).
     drop_last : bool, default False
         Skip the last batch when it is smaller than ``batch_size``.
-    generator : numpy.random.Generator, optional
+    generator : fastnn.Generator or numpy.random.Generator, optional
         The shuffles' generator; default fastnn's (:func:`fastnn.manual_seed`).
 
     Notes
