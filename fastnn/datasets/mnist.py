@@ -17,7 +17,6 @@ MNIST: Y. LeCun, C. Cortes, C. J. C. Burges; license CC BY-SA 3.0.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import zlib
 from pathlib import Path
@@ -155,6 +154,8 @@ def _fetch(url: str, timeout: float = _TIMEOUT) -> bytes:
 
 def _download(directory: Path, name: str) -> Path:
     """Fetch ``name``.gz from the first mirror that serves the right content."""
+    import hashlib   # here, not at the top: it loads OpenSSL (~3 MB), which reading local files never needs
+
     problems = []
     for mirror in MIRRORS:
         url = f"{mirror}{name}.gz"
