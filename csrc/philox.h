@@ -58,27 +58,63 @@ static inline void fnn_philox4x64_block(uint64_t k0, uint64_t k1, uint64_t block
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
+/* Blocks `first` and `first + 1`: two independent chains of multiplies, which
+ * the core overlaps (about 10% faster per word than one block at a time). */
+static inline void fnn_philox4x64_2blocks(uint64_t k0, uint64_t k1, uint64_t first,
+                                          uint64_t out[8]) {
+    uint64_t a0 = first + 1, a1 = 0, a2 = 0, a3 = 0, b0 = first + 2, b1 = 0, b2 = 0, b3 = 0;
+    for (int round = 0; round < 10; round++) {
+        uint64_t ha0, ha1, hb0, hb1;
+        uint64_t la0 = fnn_mulhilo64(FNN_PHILOX_M0, a0, &ha0);
+        uint64_t la1 = fnn_mulhilo64(FNN_PHILOX_M1, a2, &ha1);
+        uint64_t lb0 = fnn_mulhilo64(FNN_PHILOX_M0, b0, &hb0);
+        uint64_t lb1 = fnn_mulhilo64(FNN_PHILOX_M1, b2, &hb1);
+        a0 = ha1 ^ a1 ^ k0; a1 = la1; a2 = ha0 ^ a3 ^ k1; a3 = la0;
+        b0 = hb1 ^ b1 ^ k0; b1 = lb1; b2 = hb0 ^ b3 ^ k1; b3 = lb0;
+        k0 += FNN_PHILOX_W0;
+        k1 += FNN_PHILOX_W1;
+    }
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
+    out[4] = b0; out[5] = b1; out[6] = b2; out[7] = b3;
+}
+
+/* Words start .. start + n - 1 of the stream of key (k0, k1), each passed through
+ * CONVERT into out (the word itself, or a double made from it). */
+#define FNN_PHILOX_FILL(OUT_T, CONVERT)                                                   \
+    uint64_t block[8];                                                                    \
+    size_t done = 0;                                                                      \
+    /* up to a block boundary, then two blocks at a time, then the rest */               \
+    while (done < n && ((start + done) % 4 != 0 || n - done < 8)) {                       \
+        uint64_t i = start + done;                                                        \
+        fnn_philox4x64_block(k0, k1, i / 4, block);                                       \
+        for (unsigned lane = (unsigned)(i % 4); lane < 4 && done < n; lane++)             \
+            out[done++] = (OUT_T)CONVERT(block[lane]);                                    \
+    }                                                                                     \
+    while (n - done >= 8) {                                                               \
+        fnn_philox4x64_2blocks(k0, k1, (start + done) / 4, block);                        \
+        for (unsigned lane = 0; lane < 8; lane++) out[done + lane] = (OUT_T)CONVERT(block[lane]); \
+        done += 8;                                                                        \
+    }                                                                                     \
+    while (done < n) {                                                                    \
+        fnn_philox4x64_block(k0, k1, (start + done) / 4, block);                          \
+        for (unsigned lane = 0; lane < 4 && done < n; lane++)                             \
+            out[done++] = (OUT_T)CONVERT(block[lane]);                                    \
+    }
+
+#define FNN_PHILOX_WORD(w) (w)
+/* (word >> 11) * 2**-53: the top 53 bits as a double in [0, 1), as NumPy's random(). */
+#define FNN_PHILOX_DOUBLE(w) ((double)((w) >> 11) * (1.0 / 9007199254740992.0))
+
 /* Words start .. start + n - 1 of the stream of key (k0, k1) into out. */
 static inline void fnn_philox_words(uint64_t k0, uint64_t k1, uint64_t start, size_t n,
                                     uint64_t *out) {
-    uint64_t block[4];
-    size_t done = 0;
-    while (done < n) {
-        uint64_t i = start + done;
-        fnn_philox4x64_block(k0, k1, i / 4, block);
-        for (unsigned lane = (unsigned)(i % 4); lane < 4 && done < n; lane++)
-            out[done++] = block[lane];
-    }
+    FNN_PHILOX_FILL(uint64_t, FNN_PHILOX_WORD)
 }
 
-/* Uniform doubles in [0, 1) from words start .. start + n - 1: (word >> 11) * 2**-53. */
+/* Uniform doubles in [0, 1) from words start .. start + n - 1. */
 static inline void fnn_philox_uniform(uint64_t k0, uint64_t k1, uint64_t start, size_t n,
                                       double *out) {
-    /* The words are written into out's own memory, then converted in place. */
-    uint64_t *words = (uint64_t *)out;
-    fnn_philox_words(k0, k1, start, n, words);
-    for (size_t i = 0; i < n; i++)
-        out[i] = (double)(words[i] >> 11) * (1.0 / 9007199254740992.0);
+    FNN_PHILOX_FILL(double, FNN_PHILOX_DOUBLE)
 }
 
 /*

@@ -47,6 +47,10 @@ _W0, _W1 = 0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B    # Weyl key increments
 _LOW32 = np.uint64(0xFFFFFFFF)
 _32 = np.uint64(32)
 STATE_NAME = "Philox4x64-10"
+# Scalar operations per word (20 multiplies of 64 bits, xors, additions), for
+# config.threads_for; below _THREADED_WORDS words it always answers one thread.
+_WORD_COST = 60
+_THREADED_WORDS = (1 << 21) // _WORD_COST
 
 
 # ---------------------------------------------------------------------------
@@ -129,12 +133,17 @@ def _size_count(size):
     """(shape or None, number of values) of a numpy-style ``size`` argument."""
     if size is None:
         return None, 1
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (int(size),)
-    if not isinstance(size, (tuple, list)) or not all(
-            isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in size):
-        raise TypeError(f"size must be None, an int or a tuple of ints, got {size!r}")
-    shape = tuple(int(d) for d in size)
+    if type(size) is int:   # the common cases first: plain ints
+        shape = (size,)
+    elif type(size) is tuple and all(type(d) is int for d in size):
+        shape = size
+    else:
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            size = (int(size),)
+        if not isinstance(size, (tuple, list)) or not all(
+                isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in size):
+            raise TypeError(f"size must be None, an int or a tuple of ints, got {size!r}")
+        shape = tuple(int(d) for d in size)
     if any(d < 0 for d in shape):
         raise ValueError(f"size must not have negative entries, got {shape}")
     return shape, math.prod(shape)
@@ -234,10 +243,11 @@ class Generator:
         start = self._advance(n)
         kernels = _compiled()
         if kernels is not None:
-            from fastnn import config
-            # about 60 operations a word (20 multiplies of 64 bits, xors, additions)
-            return kernels.philox_uniform(self._key[0], self._key[1], start, n,
-                                          config.threads_for(60 * n))
+            threads = 1
+            if n >= _THREADED_WORDS:
+                from fastnn import config
+                threads = config.threads_for(_WORD_COST * n)
+            return kernels.philox_uniform(self._key[0], self._key[1], start, n, threads)
         words = philox_words(self._key[0], self._key[1], start, n)
         return (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
@@ -245,14 +255,15 @@ class Generator:
 
     def random(self, size=None, dtype=np.float64):
         """Uniform floats in [0, 1); one word per value."""
-        dtype = np.dtype(dtype)
         shape, n = _size_count(size)
-        if dtype == np.float64:
+        if dtype is np.float64 or np.dtype(dtype) == np.float64:
+            dtype = np.dtype(np.float64)
             values = self._uniform64(n)
-        elif dtype == np.float32:
+        elif np.dtype(dtype) == np.float32:
+            dtype = np.dtype(np.float32)
             values = (self._words(n) >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
         else:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+            raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
         return _shaped(values, shape, float if dtype == np.float64 else None)
 
     def uniform(self, low=0.0, high=1.0, size=None):
