@@ -829,11 +829,16 @@ def all_finite(x, int num_threads=1):
 # Random numbers (csrc/philox.h; twins in fastnn/utils/random.py)
 # ---------------------------------------------------------------------------
 
-def philox_words(uint64_t key0, uint64_t key1, uint64_t start, Py_ssize_t n):
-    """Words start .. start + n - 1 of the Philox4x64-10 stream of (key0, key1): uint64 (n,)."""
+cdef cnp.ndarray _stream_out(Py_ssize_t n, object dtype):
+    """The (n,) array a stream function fills; n is the caller's count."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    cdef cnp.ndarray out = np.empty(n, np.uint64)
+    return np.empty(n, dtype)
+
+
+def philox_words(uint64_t key0, uint64_t key1, uint64_t start, Py_ssize_t n):
+    """Words start .. start + n - 1 of the Philox4x64-10 stream of (key0, key1): uint64 (n,)."""
+    cdef cnp.ndarray out = _stream_out(n, np.uint64)
     cdef uint64_t *o = <uint64_t *>cnp.PyArray_DATA(out)
     with nogil:
         fnn_philox_words(key0, key1, start, <size_t>n, o)
@@ -851,9 +856,7 @@ def philox_uniform(uint64_t key0, uint64_t key1, uint64_t start, Py_ssize_t n,
 
     The same values for any ``num_threads``.
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    cdef cnp.ndarray out = np.empty(n, np.float64)
+    cdef cnp.ndarray out = _stream_out(n, np.float64)
     cdef double *o = <double *>cnp.PyArray_DATA(out)
     cdef Py_ssize_t nb = (n + _PHILOX_CHUNK - 1) // _PHILOX_CHUNK, c, lo
     with nogil:
@@ -869,9 +872,7 @@ def philox_uniform(uint64_t key0, uint64_t key1, uint64_t start, Py_ssize_t n,
 
 def philox_permutation(uint64_t key0, uint64_t key1, uint64_t start, Py_ssize_t n):
     """A Fisher-Yates order of 0 .. n-1 drawn from words start .. start + n - 2: int64 (n,)."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    cdef cnp.ndarray out = np.empty(n, np.int64)
+    cdef cnp.ndarray out = _stream_out(n, np.int64)
     cdef int64_t *o = <int64_t *>cnp.PyArray_DATA(out)
     with nogil:
         fnn_philox_permutation(key0, key1, start, <int64_t>n, o)
