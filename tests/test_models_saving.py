@@ -716,3 +716,44 @@ def test_weighted_metrics_survive_save_and_load(tmp_path):
     assert set(got) == {"loss", "accuracy", "weighted_accuracy"}
     for k in want:
         assert got[k] == pytest.approx(want[k], rel=1e-12)
+
+
+def _with_dropout_rng_state(path, state):
+    """Rewrite a saved model's Dropout generator state (layer 1), as an older or a
+    tampered file would hold it."""
+    _, members = saving._read_archive(path)
+    config = json.loads(members[saving.CONFIG])
+    config["weights"][1]["rng_state"] = state
+    members[saving.CONFIG] = json.dumps(config).encode()
+    saving._write_archive(Path(path), members)
+
+
+def test_a_file_with_numpys_pcg64_dropout_state_still_loads(tmp_path):
+    # Files written before fastnn had its own generator hold NumPy's PCG64 state.
+    utils.set_random_seed(0)
+    model = _model(dropout=True)
+    path = tmp_path / "old.fnn"
+    model.save(path)
+    numpy_generator = np.random.default_rng(11)
+    numpy_generator.random(5)
+    _with_dropout_rng_state(path, numpy_generator.bit_generator.state)
+    dropout = load_model(path).layers[1]
+    assert isinstance(dropout._rng, np.random.Generator)
+    h = np.ones((4, 16))
+    np.testing.assert_array_equal(dropout.forward(h, training=True),
+                                  (numpy_generator.random((4, 16)) >= 0.25) / 0.75)
+
+
+@pytest.mark.parametrize("state", [
+    {"bit_generator": "PCG64", "state": {"state": 2**200, "inc": 1}, "has_uint32": 0, "uinteger": 0},
+    {"bit_generator": "MT19937", "state": {"key": [1] * 624, "pos": 100_000_000}},
+    {"bit_generator": "Philox4x64-10", "key": [1, 2], "position": -1},
+    "PCG64",
+])
+def test_a_tampered_dropout_state_is_a_clear_error(tmp_path, state):
+    utils.set_random_seed(0)
+    path = tmp_path / "bad.fnn"
+    _model(dropout=True).save(path)
+    _with_dropout_rng_state(path, state)
+    with pytest.raises(ValueError, match="random state"):
+        load_model(path)

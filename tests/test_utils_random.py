@@ -261,6 +261,7 @@ def test_state_round_trips_through_json():
     {"bit_generator": frandom.STATE_NAME, "key": [1, 2], "position": -3},
     {"bit_generator": frandom.STATE_NAME, "key": [1, 2], "position": True},
     {"bit_generator": frandom.STATE_NAME, "key": [1, 2**64], "position": 0},
+    {"bit_generator": frandom.STATE_NAME, "key": [1, 2], "position": 2**63},
 ])
 def test_bad_states_are_refused_and_leave_the_generator_alone(bad):
     g = frandom.Generator(4)
@@ -285,6 +286,38 @@ def test_restore_generator_of_either_kind():
     for bad in ({"bit_generator": "os.system"}, "PCG64", {"state": 1}):
         with pytest.raises(ValueError, match="state"):
             frandom.restore_generator(frandom.Generator(0), bad)
+
+
+def good_pcg64_state():
+    return np.random.default_rng(3).bit_generator.state
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda s: s["state"].update(state=2**200),
+    lambda s: s["state"].update(state=-1),
+    lambda s: s["state"].update(inc="1"),
+    lambda s: s["state"].update(extra=0),
+    lambda s: s.update(has_uint32=2),
+    lambda s: s.update(uinteger=2**32),
+    lambda s: s.update(state=[1, 2]),
+])
+def test_a_corrupt_pcg64_state_is_refused_before_numpy_sees_it(corrupt):
+    state = good_pcg64_state()
+    corrupt(state)
+    with pytest.raises(ValueError, match="PCG64"):
+        frandom.restore_generator(frandom.Generator(0), state)
+
+
+@pytest.mark.parametrize("state", [
+    {"bit_generator": "MT19937", "state": {"key": [1] * 624, "pos": 100_000_000}},
+    {"bit_generator": "Philox", "state": {"counter": [0] * 4, "key": [0, 0]}, "buffer": [0] * 4,
+     "buffer_pos": -100_000_000, "has_uint32": 0, "uinteger": 0},
+])
+def test_only_fastnn_and_pcg64_states_are_restored(state):
+    # NumPy does not range-check these generators' read positions: restoring them
+    # from a file could read outside a buffer. fastnn never wrote them.
+    with pytest.raises(ValueError, match="state"):
+        frandom.restore_generator(frandom.Generator(0), state)
 
 
 def test_is_generator():

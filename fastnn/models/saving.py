@@ -476,7 +476,7 @@ def _restore_generator(layer, state, where):
         raise ValueError(f"{where}: layer {layer.name!r} has a saved random state but no generator")
     try:
         layer._rng = restore_generator(layer._rng, state)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError, IndexError) as exc:
         raise ValueError(f"{where}: layer {layer.name!r}: invalid random state ({exc})") from None
 
 

@@ -213,8 +213,9 @@ class Generator:
                 or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= _MASK64
                            for k in key)):
             raise ValueError(f"state['key'] must be two ints in [0, 2**64), got {key!r}")
-        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= _MASK64:
-            raise ValueError(f"state['position'] must be an int in [0, 2**64), got {position!r}")
+        # 2**63 words take centuries to draw: a position beyond is not a real state
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < 1 << 63:
+            raise ValueError(f"state['position'] must be an int in [0, 2**63), got {position!r}")
         self._key, self._position = (key[0], key[1]), position
 
     def __repr__(self):
@@ -385,10 +386,21 @@ def is_generator(value):
     return numpy_random is not None and isinstance(value, numpy_random.Generator)
 
 
-# NumPy bit generators whose saved state a file may hold (models saved before
-# fastnn had its own generator hold PCG64's); the name picks the class, nothing
-# from the file is executed.
-_NUMPY_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+def _check_pcg64_state(state):
+    """Raise ValueError unless ``state`` is a well-formed PCG64 state.
+
+    Models saved before fastnn had its own generator hold NumPy's PCG64 state, the
+    only NumPy state fastnn ever wrote. NumPy trusts the numbers of a state it is
+    given (other bit generators' read positions are not range-checked: a crafted
+    one reads outside its buffer), so every field is checked here first.
+    """
+    def is_int(v, bound):
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < bound
+    inner = state.get("state")
+    if (not isinstance(inner, dict) or set(inner) != {"state", "inc"}
+            or not is_int(inner["state"], 1 << 128) or not is_int(inner["inc"], 1 << 128)
+            or state.get("has_uint32") not in (0, 1) or not is_int(state.get("uinteger"), 1 << 32)):
+        raise ValueError(f"not a valid PCG64 state: {state!r}"[:200])
 
 
 def generator_state(generator):
@@ -400,7 +412,8 @@ def restore_generator(generator, state):
     """``generator`` moved to ``state``; a fresh generator of the state's kind when it
     is of another kind (a NumPy state restores into a ``numpy.random.Generator``).
 
-    Raises ValueError for a state that is not a dict naming a known generator.
+    Raises ValueError for anything but a well-formed fastnn state or NumPy PCG64
+    state (the only two kinds fastnn has written).
     """
     name = state.get("bit_generator") if isinstance(state, dict) else None
     if name == STATE_NAME:
@@ -408,11 +421,12 @@ def restore_generator(generator, state):
             generator = Generator()
         generator.state = state
         return generator
-    if name not in _NUMPY_BIT_GENERATORS:
+    if name != "PCG64":
         raise ValueError(f"not a random generator state: {state!r}"[:200])
+    _check_pcg64_state(state)
     import numpy.random as numpy_random
     if not (isinstance(generator, numpy_random.Generator)
-            and type(generator.bit_generator).__name__ == name):
-        generator = numpy_random.Generator(getattr(numpy_random, name)())
+            and type(generator.bit_generator) is numpy_random.PCG64):
+        generator = numpy_random.Generator(numpy_random.PCG64())
     generator.bit_generator.state = state
     return generator
