@@ -316,10 +316,7 @@ class Generator:
             raise ValueError(f"integers: [{low}, {high}) does not fit {np.dtype(dtype)}")
         shape, n = _size_count(size)
         words = self._words(n)
-        if span == 1 << 64:
-            offsets = [int(w) for w in words] if shape is None else words
-        else:
-            offsets = _high_product(words, np.full(n, span, np.uint64))
+        offsets = words if span == 1 << 64 else _high_product(words, np.full(n, span, np.uint64))
         if shape is None:
             return int(offsets[0]) + low
         # low + offset fits dtype (checked above), so wrapping 64-bit arithmetic is exact
