@@ -902,11 +902,17 @@ cdef bint _predict_blocks(const PNode *nodes, int n_nodes, floating *x, Py_ssize
     With ``check_finite``, each block is tested as it runs (see _predict_rows)
     instead of in a separate pass over the whole input; returns False if any
     value is not finite (the outputs are then meaningless).
+
+    Blocks are handed out one at a time (dynamic schedule), not split in
+    advance: when a burst of load slows one core, the other takes more blocks
+    instead of waiting at the end for its slower half (10,000 rows, 300
+    alternating calls, three runs: mean 9.1-9.5 -> 8.7-9.0 ms). Which thread
+    computes a block does not change its values.
     """
     cdef Py_ssize_t b, r0, rows, nb = (n + block - 1) // block
     cdef floating *ws
     cdef int bad = 0
-    for b in prange(nb, num_threads=threads, schedule='static'):
+    for b in prange(nb, num_threads=threads, schedule='dynamic', chunksize=1):
         r0 = b * block
         rows = min(block, n - r0)
         # two private (block, width) buffers per thread
