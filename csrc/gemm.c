@@ -90,6 +90,9 @@ typedef struct {
 } fnn_workspace;
 
 static FNN_TLS fnn_workspace fnn_tls_workspace = {NULL, 0};
+/* A second buffer per thread, for what must outlive the packing done in the
+ * first (the rows of A gathered by fnn_?gemm_rows for the packed path). */
+static FNN_TLS fnn_workspace fnn_tls_workspace_a = {NULL, 0};
 
 static void fnn_aligned_free(void *p) {
 #if defined(_MSC_VER)
@@ -108,10 +111,9 @@ static void *fnn_aligned_alloc64(size_t bytes) {
 #endif
 }
 
-/* The calling thread's buffer, at least `bytes` long and 64-byte aligned; NULL
- * if it cannot be grown (the caller then falls back to the unpacked loop). */
-static void *fnn_workspace_reserve(size_t bytes) {
-    fnn_workspace *w = &fnn_tls_workspace;
+/* Buffer w of the calling thread, at least `bytes` long and 64-byte aligned;
+ * NULL if it cannot be grown. */
+static void *fnn_buffer_reserve(fnn_workspace *w, size_t bytes) {
     if (w->bytes < bytes) {
         /* Grow geometrically so a sequence of slightly larger calls does not
          * reallocate each time. */
@@ -127,6 +129,12 @@ static void *fnn_workspace_reserve(size_t bytes) {
         w->bytes = want;
     }
     return w->ptr;
+}
+
+/* The calling thread's packing buffer; NULL if it cannot be grown (the caller
+ * then falls back to the unpacked loop). */
+static void *fnn_workspace_reserve(size_t bytes) {
+    return fnn_buffer_reserve(&fnn_tls_workspace, bytes);
 }
 
 static size_t fnn_round_up64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
@@ -651,28 +659,81 @@ FNN_AVX2 static void fnn_pack_t6_avx2_f64(const double *src, ptrdiff_t lds, ptrd
         ST(c + (i) * ldc + HALF, m1, r1);                                                   \
     }
 
+/* One k step when op(A) is transposed and its stored rows are picked by an index
+ * (FNN_SUP_BY_K): the tile's values for this p are a[rows[p]*rs_a + ioff + r],
+ * rows past mr re-reading the last valid one (offsets o1..o5). */
+#define FNN_SUP_STEP_BY_K(V, HALF, BCAST, FMADD, LOAD, U)                                   \
+    {                                                                                       \
+        const W *ap = a + rows[p + (U)] * rs_a + ioff;                                      \
+        const V b0 = LOAD(b + bs * (U)), b1 = LOAD(b + bs * (U) + HALF);                    \
+        V ai;                                                                               \
+        ai = BCAST(ap); c00 = FMADD(ai, b0, c00); c01 = FMADD(ai, b1, c01);                 \
+        ai = BCAST(ap + o1); c10 = FMADD(ai, b0, c10); c11 = FMADD(ai, b1, c11);            \
+        ai = BCAST(ap + o2); c20 = FMADD(ai, b0, c20); c21 = FMADD(ai, b1, c21);            \
+        ai = BCAST(ap + o3); c30 = FMADD(ai, b0, c30); c31 = FMADD(ai, b1, c31);            \
+        if (ROWS > 4) {                                                                     \
+            ai = BCAST(ap + o4); c40 = FMADD(ai, b0, c40); c41 = FMADD(ai, b1, c41);        \
+            ai = BCAST(ap + o5); c50 = FMADD(ai, b0, c50); c51 = FMADD(ai, b1, c51);        \
+        }                                                                                   \
+    }
+
+/* How the kernel finds op(A) (a compile-time constant IND of each specialisation):
+ * FNN_SUP_STRIDED: element (i, p) at a[i*rs_a + p*cs_a];
+ * FNN_SUP_BY_ROW: op(A) not transposed, row i of the tile at a + rows[i]*rs_a;
+ * FNN_SUP_BY_K: op(A) transposed, its column p (a stored row) at a + rows[p]*rs_a,
+ * the tile starting ioff into it.
+ * The last two read a batch's rows where they lie in a data set (rows: the
+ * batch's row numbers, rs_a: the data set's row stride), so training needs no
+ * gathered copy of them. Every mode computes the same chain of FMAs per element. */
+enum { FNN_SUP_STRIDED = 0, FNN_SUP_BY_ROW = 1, FNN_SUP_BY_K = 2 };
+
 #define FNN_SUP_BODY(V, W, HALF, SETZERO, SET1, MUL, ADD, MAX, FMADD, BCAST, LOAD, LD, ST,  \
                      MASK0, MASK1)                                                          \
-    const W *a0 = a, *a1 = a0 + (mr > 1 ? rs_a : 0), *a2 = a1 + (mr > 2 ? rs_a : 0);       \
-    const W *a3 = a2 + (mr > 3 ? rs_a : 0), *a4 = a3 + (mr > 4 ? rs_a : 0);                \
-    const W *a5 = a4 + (mr > 5 ? rs_a : 0);                                                 \
+    const W *a0, *a1, *a2, *a3, *a4, *a5;                                                   \
+    if (IND == FNN_SUP_BY_ROW) {                                                            \
+        a0 = a + rows[0] * rs_a; a1 = a + rows[mr > 1 ? 1 : mr - 1] * rs_a;                 \
+        a2 = a + rows[mr > 2 ? 2 : mr - 1] * rs_a; a3 = a + rows[mr > 3 ? 3 : mr - 1] * rs_a;\
+        a4 = a + rows[mr > 4 ? 4 : mr - 1] * rs_a; a5 = a + rows[mr > 5 ? 5 : mr - 1] * rs_a;\
+    } else {                                                                                \
+        a0 = a; a1 = a0 + (mr > 1 ? rs_a : 0); a2 = a1 + (mr > 2 ? rs_a : 0);               \
+        a3 = a2 + (mr > 3 ? rs_a : 0); a4 = a3 + (mr > 4 ? rs_a : 0);                       \
+        a5 = a4 + (mr > 5 ? rs_a : 0);                                                      \
+    }                                                                                       \
     V c00 = SETZERO(), c01 = SETZERO(), c10 = SETZERO(), c11 = SETZERO();                   \
     V c20 = SETZERO(), c21 = SETZERO(), c30 = SETZERO(), c31 = SETZERO();                   \
     V c40 = SETZERO(), c41 = SETZERO(), c50 = SETZERO(), c51 = SETZERO();                   \
     ptrdiff_t p = 0;                                                                        \
-    for (; p + 4 <= k; p += 4) {                                                            \
-        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 0)                                        \
-        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 1)                                        \
-        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 2)                                        \
-        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 3)                                        \
-        a0 += 4 * cs_a; a1 += 4 * cs_a; a2 += 4 * cs_a;                                     \
-        a3 += 4 * cs_a; a4 += 4 * cs_a; a5 += 4 * cs_a; /* dead when ROWS == 4 */        \
-        b += 4 * bs;                                                                        \
-    }                                                                                       \
-    for (; p < k; p++) {                                                                    \
-        FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 0)                                        \
-        a0 += cs_a; a1 += cs_a; a2 += cs_a; a3 += cs_a; a4 += cs_a; a5 += cs_a;             \
-        b += bs;                                                                            \
+    if (IND == FNN_SUP_BY_K) {                                                              \
+        const ptrdiff_t o1 = mr > 1 ? 1 : mr - 1, o2 = mr > 2 ? 2 : mr - 1;                 \
+        const ptrdiff_t o3 = mr > 3 ? 3 : mr - 1, o4 = mr > 4 ? 4 : mr - 1;                 \
+        const ptrdiff_t o5 = mr > 5 ? 5 : mr - 1;                                           \
+        (void)o4; (void)o5;                                                                 \
+        for (; p + 4 <= k; p += 4) {                                                        \
+            FNN_SUP_STEP_BY_K(V, HALF, BCAST, FMADD, LOAD, 0)                               \
+            FNN_SUP_STEP_BY_K(V, HALF, BCAST, FMADD, LOAD, 1)                               \
+            FNN_SUP_STEP_BY_K(V, HALF, BCAST, FMADD, LOAD, 2)                               \
+            FNN_SUP_STEP_BY_K(V, HALF, BCAST, FMADD, LOAD, 3)                               \
+            b += 4 * bs;                                                                    \
+        }                                                                                   \
+        for (; p < k; p++) {                                                                \
+            FNN_SUP_STEP_BY_K(V, HALF, BCAST, FMADD, LOAD, 0)                               \
+            b += bs;                                                                        \
+        }                                                                                   \
+    } else {                                                                                \
+        for (; p + 4 <= k; p += 4) {                                                        \
+            FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 0)                                    \
+            FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 1)                                    \
+            FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 2)                                    \
+            FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 3)                                    \
+            a0 += 4 * cs_a; a1 += 4 * cs_a; a2 += 4 * cs_a;                                 \
+            a3 += 4 * cs_a; a4 += 4 * cs_a; a5 += 4 * cs_a; /* dead when ROWS == 4 */    \
+            b += 4 * bs;                                                                    \
+        }                                                                                   \
+        for (; p < k; p++) {                                                                \
+            FNN_SUP_STEP(V, HALF, BCAST, FMADD, LOAD, 0)                                    \
+            a0 += cs_a; a1 += cs_a; a2 += cs_a; a3 += cs_a; a4 += cs_a; a5 += cs_a;         \
+            b += bs;                                                                        \
+        }                                                                                   \
     }                                                                                       \
     const __m256i m0 = MASK0, m1 = MASK1;                                                   \
     const V va = SET1(alpha), vb = SET1(beta);                                              \
@@ -704,10 +765,12 @@ FNN_AVX2 static void fnn_pack_t6_avx2_f64(const double *src, ptrdiff_t lds, ptrd
  * accumulators (still enough to hide the FMA latency), cs_a == 1 (rows of op(A)
  * contiguous) gets constant offsets, full == 1 drops the masks. */
 FNN_AVX2 static inline __attribute__((always_inline)) void
-fnn_sup_body_f32(const int ROWS, ptrdiff_t k, const float *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+fnn_sup_body_f32(const int ROWS, const int IND, ptrdiff_t k, const float *a, ptrdiff_t rs_a,
+                 ptrdiff_t cs_a, const int64_t *rows, ptrdiff_t ioff,
                  ptrdiff_t mr, ptrdiff_t nr, const int full, const float *b, ptrdiff_t bs,
                  float *c, ptrdiff_t ldc,
                  float alpha, float beta, const float *bias, float *preact, int relu) {
+    typedef float W;
     FNN_SUP_BODY(__m256, float, 8, _mm256_setzero_ps, _mm256_set1_ps, _mm256_mul_ps,
                  _mm256_add_ps, _mm256_max_ps, _mm256_fmadd_ps, _mm256_broadcast_ss,
                  _mm256_loadu_ps, FNN_SUP_LD_F32, FNN_SUP_ST_F32, FNN_SUP_MASK_F32(0),
@@ -715,10 +778,12 @@ fnn_sup_body_f32(const int ROWS, ptrdiff_t k, const float *a, ptrdiff_t rs_a, pt
 }
 
 FNN_AVX2 static inline __attribute__((always_inline)) void
-fnn_sup_body_f64(const int ROWS, ptrdiff_t k, const double *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+fnn_sup_body_f64(const int ROWS, const int IND, ptrdiff_t k, const double *a, ptrdiff_t rs_a,
+                 ptrdiff_t cs_a, const int64_t *rows, ptrdiff_t ioff,
                  ptrdiff_t mr, ptrdiff_t nr, const int full, const double *b, ptrdiff_t bs,
                  double *c, ptrdiff_t ldc,
                  double alpha, double beta, const double *bias, double *preact, int relu) {
+    typedef double W;
     FNN_SUP_BODY(__m256d, double, 4, _mm256_setzero_pd, _mm256_set1_pd, _mm256_mul_pd,
                  _mm256_add_pd, _mm256_max_pd, _mm256_fmadd_pd, _mm256_broadcast_sd,
                  _mm256_loadu_pd, FNN_SUP_LD_F64, FNN_SUP_ST_F64, FNN_SUP_MASK_F64(0),
@@ -727,47 +792,52 @@ fnn_sup_body_f64(const int ROWS, ptrdiff_t k, const double *a, ptrdiff_t rs_a, p
 
 /* The specialisations of each body, and the entry that picks one. BS is the
  * packed panel's constant stride (2 vectors) or the run-time ldb of B in place. */
-#define FNN_SUP_VARIANT(SFX, W, NAME, ROWS, CS_A, FULL, BS)                                 \
+#define FNN_SUP_VARIANT(SFX, W, NAME, ROWS, IND, CS_A, FULL, BS)                            \
     FNN_AVX2 static void NAME(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a,      \
+                              const int64_t *rows, ptrdiff_t ioff,                         \
                               ptrdiff_t mr, ptrdiff_t nr, const W *b, ptrdiff_t bs, W *c,   \
                               ptrdiff_t ldc, W alpha, W beta, const W *bias, W *preact,     \
                               int relu) {                                                   \
         (void)cs_a;                                                                         \
         (void)bs;                                                                           \
-        fnn_sup_body_##SFX(ROWS, k, a, rs_a, CS_A, mr, nr, FULL, b, BS, c, ldc, alpha, beta,\
-                           bias, preact, relu);                                             \
+        fnn_sup_body_##SFX(ROWS, IND, k, a, rs_a, CS_A, rows, ioff, mr, nr, FULL, b, BS, c, \
+                           ldc, alpha, beta, bias, preact, relu);                           \
     }
+/* The six forms (6 or 4 rows; full or edge panel, or B in place) of one way of
+ * reading op(A); PRE names them. */
+#define FNN_SUP_FORMS(SFX, W, PRE, IND, CS_A)                                               \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_##PRE##_full_##SFX, 6, IND, CS_A, 1, fnn_sup_nr_##SFX) \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_##PRE##_edge_##SFX, 6, IND, CS_A, 0, fnn_sup_nr_##SFX) \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_##PRE##_full_##SFX, 4, IND, CS_A, 1, fnn_sup_nr_##SFX) \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_##PRE##_edge_##SFX, 4, IND, CS_A, 0, fnn_sup_nr_##SFX) \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup6_##PRE##_inplace_##SFX, 6, IND, CS_A, 1, bs)            \
+    FNN_SUP_VARIANT(SFX, W, fnn_sup4_##PRE##_inplace_##SFX, 4, IND, CS_A, 1, bs)
+#define FNN_SUP_PICK(SFX, PRE)                                                              \
+    (bs != fnn_sup_nr_##SFX /* B in place: always a full panel */                           \
+         ? (six ? fnn_sup6_##PRE##_inplace_##SFX : fnn_sup4_##PRE##_inplace_##SFX)          \
+         : six ? (full ? fnn_sup6_##PRE##_full_##SFX : fnn_sup6_##PRE##_edge_##SFX)         \
+               : (full ? fnn_sup4_##PRE##_full_##SFX : fnn_sup4_##PRE##_edge_##SFX))
 #define FNN_SUP_DISPATCH(SFX, W)                                                            \
     enum { fnn_sup_nr_##SFX = 32 / sizeof(W) * 2 };                                         \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_full_##SFX, 6, 1, 1, fnn_sup_nr_##SFX)            \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_edge_##SFX, 6, 1, 0, fnn_sup_nr_##SFX)            \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_full_##SFX, 6, cs_a, 1, fnn_sup_nr_##SFX)         \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_edge_##SFX, 6, cs_a, 0, fnn_sup_nr_##SFX)         \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_full_##SFX, 4, 1, 1, fnn_sup_nr_##SFX)            \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_edge_##SFX, 4, 1, 0, fnn_sup_nr_##SFX)            \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_full_##SFX, 4, cs_a, 1, fnn_sup_nr_##SFX)         \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_edge_##SFX, 4, cs_a, 0, fnn_sup_nr_##SFX)         \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_rows_inplace_##SFX, 6, 1, 1, bs)                       \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup6_cols_inplace_##SFX, 6, cs_a, 1, bs)                    \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_rows_inplace_##SFX, 4, 1, 1, bs)                       \
-    FNN_SUP_VARIANT(SFX, W, fnn_sup4_cols_inplace_##SFX, 4, cs_a, 1, bs)                    \
+    FNN_SUP_FORMS(SFX, W, rows, FNN_SUP_STRIDED, 1)                                         \
+    FNN_SUP_FORMS(SFX, W, cols, FNN_SUP_STRIDED, cs_a)                                      \
+    FNN_SUP_FORMS(SFX, W, byrow, FNN_SUP_BY_ROW, 1)                                         \
+    FNN_SUP_FORMS(SFX, W, byk, FNN_SUP_BY_K, 0)                                             \
     static void fnn_sup_avx2_##SFX(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a, \
+                                   const int64_t *rows, ptrdiff_t ioff, int ind,           \
                                    ptrdiff_t mr, ptrdiff_t nr, const W *b, ptrdiff_t bs,    \
                                    W *c, ptrdiff_t ldc, W alpha, W beta, const W *bias,     \
                                    W *preact, int relu) {                                   \
-        const int full = nr == fnn_sup_nr_##SFX, six = mr > 4, rows = cs_a == 1;            \
-        void (*f)(ptrdiff_t, const W *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const W *, \
-                  ptrdiff_t, W *, ptrdiff_t, W, W, const W *, W *, int);                    \
-        if (bs != fnn_sup_nr_##SFX) /* B in place: always a full panel */                   \
-            f = six ? (rows ? fnn_sup6_rows_inplace_##SFX : fnn_sup6_cols_inplace_##SFX)    \
-                    : (rows ? fnn_sup4_rows_inplace_##SFX : fnn_sup4_cols_inplace_##SFX);   \
-        else if (six)                                                                       \
-            f = rows ? (full ? fnn_sup6_rows_full_##SFX : fnn_sup6_rows_edge_##SFX)         \
-                     : (full ? fnn_sup6_cols_full_##SFX : fnn_sup6_cols_edge_##SFX);        \
-        else                                                                                \
-            f = rows ? (full ? fnn_sup4_rows_full_##SFX : fnn_sup4_rows_edge_##SFX)         \
-                     : (full ? fnn_sup4_cols_full_##SFX : fnn_sup4_cols_edge_##SFX);        \
-        f(k, a, rs_a, cs_a, mr, nr, b, bs, c, ldc, alpha, beta, bias, preact, relu);        \
+        const int full = nr == fnn_sup_nr_##SFX, six = mr > 4;                              \
+        void (*f)(ptrdiff_t, const W *, ptrdiff_t, ptrdiff_t, const int64_t *, ptrdiff_t,    \
+                  ptrdiff_t, ptrdiff_t, const W *, ptrdiff_t, W *, ptrdiff_t, W, W,         \
+                  const W *, W *, int);                                                     \
+        if (ind == FNN_SUP_BY_ROW) f = FNN_SUP_PICK(SFX, byrow);                            \
+        else if (ind == FNN_SUP_BY_K) f = FNN_SUP_PICK(SFX, byk);                           \
+        else if (cs_a == 1) f = FNN_SUP_PICK(SFX, rows);                                    \
+        else f = FNN_SUP_PICK(SFX, cols);                                                   \
+        f(k, a, rs_a, cs_a, rows, ioff, mr, nr, b, bs, c, ldc, alpha, beta, bias, preact,   \
+          relu);                                                                            \
     }
 FNN_SUP_DISPATCH(f32, float)
 FNN_SUP_DISPATCH(f64, double)
@@ -907,18 +977,22 @@ FNN_AVX2 static void fnn_epilogue_avx2_f64(double *c, ptrdiff_t ldc, ptrdiff_t m
 #define T float
 #define FNN_S(name) name##_f32
 #define FNN_PUBLIC_NAME fnn_sgemm
+#define FNN_PUBLIC_ROWS_NAME fnn_sgemm_rows
 #include "gemm.c"
 #undef T
 #undef FNN_S
 #undef FNN_PUBLIC_NAME
+#undef FNN_PUBLIC_ROWS_NAME
 
 #define T double
 #define FNN_S(name) name##_f64
 #define FNN_PUBLIC_NAME fnn_dgemm
+#define FNN_PUBLIC_ROWS_NAME fnn_dgemm_rows
 #include "gemm.c"
 #undef T
 #undef FNN_S
 #undef FNN_PUBLIC_NAME
+#undef FNN_PUBLIC_ROWS_NAME
 #undef FNN_GEMM_TEMPLATE
 
 #else /* FNN_GEMM_TEMPLATE: everything below is written once over the type T */
@@ -928,6 +1002,7 @@ FNN_AVX2 static void fnn_epilogue_avx2_f64(double *c, ptrdiff_t ldc, ptrdiff_t m
 typedef void (*FNN_S(fnn_ukr_fn))(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,
                                   T alpha, T beta, const T *bias, T *preact, int relu);
 typedef void (*FNN_S(fnn_sup_fn))(ptrdiff_t k, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                  const int64_t *rows, ptrdiff_t ioff, int ind,
                                   ptrdiff_t mr, ptrdiff_t nr, const T *b, ptrdiff_t bs, T *c,
                                   ptrdiff_t ldc,
                                   T alpha, T beta, const T *bias, T *preact, int relu);
@@ -965,6 +1040,10 @@ typedef struct {
     /* Linear and relu (and the row-wise codes, linear here) are applied by the
      * kernels as they store a full tile; other activations by the epilogue. */
     int epilogue_in_kernel;
+    /* NULL, or which rows of the stored A to use: stored row r is
+     * a + a_rows[r]*lda. Read in place by the small-problem path and the
+     * unpacked loop; the entry gathers a copy for the other paths. */
+    const int64_t *a_rows;
 } FNN_S(fnn_gemm_args);
 
 /* Portable micro-kernel: plain C the compiler can vectorize for any target. */
@@ -1185,7 +1264,8 @@ static void FNN_S(fnn_gemm_unpacked)(const FNN_S(fnn_gemm_args) *g,
         for (ptrdiff_t j = j0; j < j1; j++) {
             T s = 0;
             for (ptrdiff_t p = 0; p < g->k; p++) {
-                T av = g->trans_a ? g->a[p * g->lda + i] : g->a[i * g->lda + p];
+                const ptrdiff_t r = g->trans_a ? p : i, col = g->trans_a ? i : p;
+                T av = g->a[(g->a_rows ? (ptrdiff_t)g->a_rows[r] : r) * g->lda + col];
                 T bv = g->trans_b ? g->b[j * g->ldb + p] : g->b[p * g->ldb + j];
                 s += av * bv;
             }
@@ -1273,18 +1353,24 @@ static void FNN_S(fnn_sup_panel)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_
                                  ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j, ptrdiff_t nr,
                                  const T *bp, ptrdiff_t bs) {
     const ptrdiff_t rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
+    const int ind = g->a_rows == NULL ? FNN_SUP_STRIDED
+                                      : (g->trans_a ? FNN_SUP_BY_K : FNN_SUP_BY_ROW);
     const T *bias = g->bias ? g->bias + j : NULL;
     for (ptrdiff_t i = i0, mr; i < i1; i += mr) {
         mr = FNN_S(fnn_sup_rows)(kd->mr, i1 - i);
         T *c = g->c + i * g->ldc + j;
         T *preact = g->preact ? g->preact + i * g->ldc + j : NULL;
         const T *ap = g->a + i * rs_a;
+        /* by row: the tile's own rows; by k: every stored row, the tile at offset i */
+        const int64_t *rows = ind == FNN_SUP_BY_ROW ? g->a_rows + i : g->a_rows;
+        const T *abase = ind == FNN_SUP_STRIDED ? ap : g->a;
+        const ptrdiff_t rs = ind == FNN_SUP_STRIDED ? rs_a : g->lda;
         if (g->epilogue_in_kernel) {
-            kd->sup(g->k, ap, rs_a, cs_a, mr, nr, bp, bs, c, g->ldc, g->alpha, g->beta, bias,
-                    preact, g->act == FNN_ACT_RELU);
+            kd->sup(g->k, abase, rs, cs_a, rows, i, ind, mr, nr, bp, bs, c, g->ldc, g->alpha,
+                    g->beta, bias, preact, g->act == FNN_ACT_RELU);
         } else {
-            kd->sup(g->k, ap, rs_a, cs_a, mr, nr, bp, bs, c, g->ldc, g->alpha, g->beta, NULL, NULL,
-                    0);
+            kd->sup(g->k, abase, rs, cs_a, rows, i, ind, mr, nr, bp, bs, c, g->ldc, g->alpha,
+                    g->beta, NULL, NULL, 0);
             kd->epilogue(c, g->ldc, mr, nr, bias, g->act, g->act_param, preact);
         }
     }
@@ -1495,38 +1581,100 @@ static void FNN_S(fnn_gemm_rows)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_
 
 /* ---- entry point ------------------------------------------------------------------ */
 
+/* Whether the product of `g` goes through the small-problem path (with
+ * fnn_gemm_run's choice of path: the row path first). */
+static int FNN_S(fnn_takes_sup)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd) {
+    if (g->k <= 0 || (g->m <= FNN_ROW_MAX_M && !g->trans_b && kd->row != NULL)) return 0;
+    return FNN_S(fnn_use_sup)(g, kd);
+}
+
+static void FNN_S(fnn_gemm_run)(const FNN_S(fnn_gemm_args) *gp, int num_threads);
+
+static void FNN_S(fnn_gemm_fill)(FNN_S(fnn_gemm_args) *g, int trans_a, int trans_b, ptrdiff_t m,
+                                 ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t lda,
+                                 const int64_t *a_rows, const T *b, ptrdiff_t ldb, T beta,
+                                 T *c, ptrdiff_t ldc, const T *bias, int act, T act_param,
+                                 T *preact) {
+    g->trans_a = trans_a;
+    g->trans_b = trans_b;
+    g->m = m;
+    g->n = n;
+    g->k = k;
+    g->alpha = alpha;
+    g->beta = beta;
+    g->a = a;
+    g->b = b;
+    g->lda = lda;
+    g->ldb = ldb;
+    g->c = c;
+    g->ldc = ldc;
+    g->bias = bias;
+    g->act = act;
+    g->act_param = act_param;
+    g->preact = preact;
+    g->epilogue_in_kernel = act == FNN_ACT_LINEAR || act == FNN_ACT_RELU || fnn_act_is_rowwise(act);
+    g->a_rows = a_rows;
+}
+
 void FNN_PUBLIC_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                      T alpha, const T *a, ptrdiff_t lda, const T *b, ptrdiff_t ldb,
                      T beta, T *c, ptrdiff_t ldc, const T *bias, int act, T act_param,
                      T *preact, int num_threads) {
     if (m <= 0 || n <= 0) return;
     FNN_S(fnn_gemm_args) g;
-    g.trans_a = trans_a;
-    g.trans_b = trans_b;
-    g.m = m;
-    g.n = n;
-    g.k = k;
-    g.alpha = alpha;
-    g.beta = beta;
-    g.a = a;
-    g.b = b;
-    g.lda = lda;
-    g.ldb = ldb;
-    g.c = c;
-    g.ldc = ldc;
-    g.bias = bias;
-    g.act = act;
-    g.act_param = act_param;
-    g.preact = preact;
-    g.epilogue_in_kernel = act == FNN_ACT_LINEAR || act == FNN_ACT_RELU || fnn_act_is_rowwise(act);
+    FNN_S(fnn_gemm_fill)(&g, trans_a, trans_b, m, n, k, alpha, a, lda, NULL, b, ldb, beta, c, ldc,
+                         bias, act, act_param, preact);
+    FNN_S(fnn_gemm_run)(&g, num_threads);
+}
 
+void FNN_PUBLIC_ROWS_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                          T alpha, const T *a, ptrdiff_t lda, const int64_t *a_rows,
+                          const T *b, ptrdiff_t ldb, T beta, T *c, ptrdiff_t ldc,
+                          const T *bias, int act, T act_param, T *preact, int num_threads) {
+    if (m <= 0 || n <= 0) return;
+    FNN_S(fnn_gemm_args) g;
+    FNN_S(fnn_gemm_fill)(&g, trans_a, trans_b, m, n, k, alpha, a, lda, a_rows, b, ldb, beta, c,
+                         ldc, bias, act, act_param, preact);
+    if (a_rows != NULL && k > 0) {
+        const FNN_S(fnn_kernel_desc) kd = FNN_S(fnn_select_kernel)();
+        if (!FNN_S(fnn_takes_sup)(&g, &kd)) {
+            /* the packed and row paths read A densely: gather the rows once (in
+             * the second buffer: packing uses the first) */
+            const ptrdiff_t stored = trans_a ? k : m, width = trans_a ? m : k;
+            T *copy = (T *)fnn_buffer_reserve(&fnn_tls_workspace_a,
+                                             (size_t)(stored * width) * sizeof(T));
+            if (copy != NULL) {
+                for (ptrdiff_t r = 0; r < stored; r++)
+                    memcpy(copy + r * width, a + a_rows[r] * lda, (size_t)width * sizeof(T));
+                g.a = copy;
+                g.lda = width;
+                g.a_rows = NULL;
+            } /* else the packed path falls back to the unpacked loop, which reads rows */
+        }
+    }
+    FNN_S(fnn_gemm_run)(&g, num_threads);
+}
+
+/* The product for arguments filled by fnn_gemm_fill. */
+static void FNN_S(fnn_gemm_run)(const FNN_S(fnn_gemm_args) *gp, int num_threads) {
+    const FNN_S(fnn_gemm_args) g = *gp;
+    const int trans_b = g.trans_b;
+    const ptrdiff_t m = g.m, n = g.n, k = g.k;
+    T *c = g.c;
+    const ptrdiff_t ldc = g.ldc;
+    const T beta = g.beta;
     const FNN_S(fnn_kernel_desc) kd = FNN_S(fnn_select_kernel)();
     if (k <= 0) { /* empty product: C = beta*C, then the epilogue */
         for (ptrdiff_t i = 0; i < m; i++) {
             T *ci = c + i * ldc;
             for (ptrdiff_t j = 0; j < n; j++) ci[j] = beta == (T)0 ? (T)0 : beta * ci[j];
         }
-        kd.epilogue(c, ldc, m, n, bias, act, act_param, preact);
+        kd.epilogue(c, ldc, m, n, g.bias, g.act, g.act_param, g.preact);
+        return;
+    }
+    if (g.a_rows != NULL && !FNN_S(fnn_takes_sup)(&g, &kd)) {
+        /* picked rows, but no memory for their gathered copy: the plain loop */
+        FNN_S(fnn_gemm_unpacked)(&g, &kd, 0, m, 0, n);
         return;
     }
 

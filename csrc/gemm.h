@@ -23,6 +23,7 @@
 #define FASTNN_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void fnn_sgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                float alpha, const float *a, ptrdiff_t lda,
@@ -37,6 +38,24 @@ void fnn_dgemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                double beta, double *c, ptrdiff_t ldc,
                const double *bias, int act, double act_param, double *preact,
                int num_threads);
+
+/* The same product with op(A)'s data picked from rows of a larger array: stored
+ * row r of A is a + a_rows[r]*lda (r < m, or r < k when trans_a), e.g. a
+ * shuffled batch read where it lies in the data set. a_rows == NULL is the plain
+ * call. Results are bit-identical to the plain call on the gathered rows. */
+void fnn_sgemm_rows(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                    float alpha, const float *a, ptrdiff_t lda, const int64_t *a_rows,
+                    const float *b, ptrdiff_t ldb,
+                    float beta, float *c, ptrdiff_t ldc,
+                    const float *bias, int act, float act_param, float *preact,
+                    int num_threads);
+
+void fnn_dgemm_rows(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                    double alpha, const double *a, ptrdiff_t lda, const int64_t *a_rows,
+                    const double *b, ptrdiff_t ldb,
+                    double beta, double *c, ptrdiff_t ldc,
+                    const double *bias, int act, double act_param, double *preact,
+                    int num_threads);
 
 /* Which micro-kernel the dispatcher picked: "avx2_fma" or "portable". */
 const char *fnn_gemm_kernel_name(void);

@@ -1,5 +1,7 @@
 # Cython declarations of the C GEMM (csrc/gemm.h) and the shared activation
 # helpers (csrc/activations.h), cimported by every compiled module.
+from libc.stdint cimport int64_t
+
 cdef extern from "gemm.h" nogil:
     void fnn_sgemm(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                    float alpha, const float *a, Py_ssize_t lda,
@@ -13,6 +15,18 @@ cdef extern from "gemm.h" nogil:
                    double beta, double *c, Py_ssize_t ldc,
                    const double *bias, int act, double act_param, double *preact,
                    int num_threads)
+    void fnn_sgemm_rows(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        float alpha, const float *a, Py_ssize_t lda, const int64_t *a_rows,
+                        const float *b, Py_ssize_t ldb,
+                        float beta, float *c, Py_ssize_t ldc,
+                        const float *bias, int act, float act_param, float *preact,
+                        int num_threads)
+    void fnn_dgemm_rows(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        double alpha, const double *a, Py_ssize_t lda, const int64_t *a_rows,
+                        const double *b, Py_ssize_t ldb,
+                        double beta, double *c, Py_ssize_t ldc,
+                        const double *bias, int act, double act_param, double *preact,
+                        int num_threads)
     const char *fnn_gemm_kernel_name()
 
 cdef extern from "activations.h" nogil:

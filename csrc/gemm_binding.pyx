@@ -9,9 +9,9 @@ ones that keep a wrong call from reading or writing out of bounds.
 import numpy as np
 
 cimport numpy as cnp
-from libc.stdint cimport uintptr_t
+from libc.stdint cimport int64_t, uintptr_t
 
-from gemm cimport fnn_sgemm, fnn_dgemm, fnn_gemm_kernel_name
+from gemm cimport fnn_dgemm_rows, fnn_gemm_kernel_name, fnn_sgemm_rows
 
 cdef extern from *:
     """
@@ -100,9 +100,22 @@ cdef inline cnp.ndarray _check_matrix(object x, str name, int typenum):
     return arr
 
 
+cdef cnp.ndarray _check_rows(rows, Py_ssize_t count):
+    """``rows`` as a contiguous int64 vector of row numbers below ``count``."""
+    if not isinstance(rows, cnp.ndarray):
+        raise TypeError(f"gemm: a_rows must be a numpy.ndarray, got {type(rows).__name__}")
+    if rows.ndim != 1 or rows.dtype.kind not in "iu":
+        raise ValueError(f"gemm: a_rows must be a 1-D integer array, got {rows.dtype} "
+                         f"of shape {rows.shape}")
+    cdef cnp.ndarray r = np.ascontiguousarray(rows, dtype=np.int64)
+    if r.shape[0] and (r.min() < 0 or r.max() >= count):
+        raise ValueError(f"gemm: a_rows must lie in [0, {count}) (the rows of a)")
+    return r
+
+
 def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0,
          out=None, bias=None, int activation=0, double param=0.0, preact=None,
-         int num_threads=1):
+         int num_threads=1, a_rows=None):
     """``out = act(alpha * op(a) @ op(b) + beta * out + bias)`` with fastnn's GEMM.
 
     Parameters
@@ -125,6 +138,10 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
         Receives the values before the activation.
     num_threads : int
         Upper bound on the threads used (small products use fewer).
+    a_rows : array of int, 1-D, optional
+        Use ``a[a_rows]`` in place of ``a`` (read where the rows lie, without a
+        gathered copy on the small-problem path); the result is bit-identical to
+        passing ``a[a_rows]``.
 
     Returns
     -------
@@ -148,6 +165,13 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
         k, m = cnp.PyArray_DIMS(A)[0], cnp.PyArray_DIMS(A)[1]
     else:
         m, k = cnp.PyArray_DIMS(A)[0], cnp.PyArray_DIMS(A)[1]
+    cdef cnp.ndarray Rows = None
+    if a_rows is not None:
+        Rows = _check_rows(a_rows, cnp.PyArray_DIMS(A)[0])
+        if trans_a:
+            k = cnp.PyArray_DIMS(Rows)[0]
+        else:
+            m = cnp.PyArray_DIMS(Rows)[0]
     if trans_b:
         n, kb = cnp.PyArray_DIMS(B)[0], cnp.PyArray_DIMS(B)[1]
     else:
@@ -216,16 +240,18 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
     cdef void *pc = cnp.PyArray_DATA(C)
     cdef void *pbias = cnp.PyArray_DATA(Bias) if Bias is not None else NULL
     cdef void *pp = cnp.PyArray_DATA(P) if P is not None else NULL
+    cdef const int64_t *prows = <const int64_t *>cnp.PyArray_DATA(Rows) if Rows is not None else NULL
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
-            fnn_sgemm(trans_a, trans_b, m, n, k, <float>alpha, <const float *>pa, lda,
-                      <const float *>pb, ldb, <float>beta, <float *>pc, ldc,
-                      <const float *>pbias, activation, <float>param, <float *>pp, num_threads)
+            fnn_sgemm_rows(trans_a, trans_b, m, n, k, <float>alpha, <const float *>pa, lda, prows,
+                           <const float *>pb, ldb, <float>beta, <float *>pc, ldc,
+                           <const float *>pbias, activation, <float>param, <float *>pp,
+                           num_threads)
     else:
         with nogil:
-            fnn_dgemm(trans_a, trans_b, m, n, k, alpha, <const double *>pa, lda,
-                      <const double *>pb, ldb, beta, <double *>pc, ldc,
-                      <const double *>pbias, activation, param, <double *>pp, num_threads)
+            fnn_dgemm_rows(trans_a, trans_b, m, n, k, alpha, <const double *>pa, lda, prows,
+                           <const double *>pb, ldb, beta, <double *>pc, ldc,
+                           <const double *>pbias, activation, param, <double *>pp, num_threads)
 
     if Puser is not None:
         Puser[...] = P

@@ -42,7 +42,8 @@ from libc.string cimport memcpy
 from gemm cimport (FNN_ACT_ELU, FNN_ACT_EXPONENTIAL, FNN_ACT_GELU, FNN_ACT_GELU_TANH,
                    FNN_ACT_LEAKY_RELU, FNN_ACT_LINEAR, FNN_ACT_LOG_SOFTMAX, FNN_ACT_RELU,
                    FNN_ACT_SIGMOID, FNN_ACT_SOFTMAX, FNN_ACT_SOFTPLUS, FNN_ACT_TANH,
-                   fnn_act_f32, fnn_act_f64, fnn_dgemm, fnn_sgemm)
+                   fnn_act_f32, fnn_act_f64, fnn_dgemm, fnn_dgemm_rows, fnn_sgemm,
+                   fnn_sgemm_rows)
 
 
 cdef enum:
@@ -234,6 +235,23 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py
     else:
         fnn_dgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                   bias, act, act_param, preact, num_threads)
+
+
+cdef inline void gemm_rows(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                           floating alpha, const floating *a, Py_ssize_t lda,    # IN
+                           const int64_t *a_rows,                                 # IN or NULL
+                           const floating *b, Py_ssize_t ldb,                    # IN
+                           floating beta, floating *c, Py_ssize_t ldc,           # INOUT
+                           const floating *bias, int act, floating act_param,    # IN
+                           floating *preact, int num_threads) noexcept nogil:    # OUT
+    """gemm with the stored rows of A picked by ``a_rows`` (row r at a + a_rows[r]*lda):
+    a shuffled batch read where it lies. NULL: the plain product."""
+    if floating is float:
+        fnn_sgemm_rows(trans_a, trans_b, m, n, k, alpha, a, lda, a_rows, b, ldb, beta, c, ldc,
+                       bias, act, act_param, preact, num_threads)
+    else:
+        fnn_dgemm_rows(trans_a, trans_b, m, n, k, alpha, a, lda, a_rows, b, ldb, beta, c, ldc,
+                       bias, act, act_param, preact, num_threads)
 
 
 # ---------------------------------------------------------------------------
@@ -442,6 +460,7 @@ cdef inline void softmax_backward_rows(const floating *grad_y,   # IN (m, n)
 # ---------------------------------------------------------------------------
 
 cdef inline void dense_forward(const floating *x, Py_ssize_t ldx, bint x_trans,   # IN (m, k)
+                               const int64_t *x_rows,                             # IN (m,) or NULL
                                const floating *w, Py_ssize_t ldw, bint w_trans,   # IN (k, n)
                                const floating *bias,                              # IN (n,) or NULL
                                int code, floating param,
@@ -453,10 +472,11 @@ cdef inline void dense_forward(const floating *x, Py_ssize_t ldx, bint x_trans, 
     element-wise activation (and stores x @ W + b into ``preact``); softmax and
     log-softmax are finished row by row afterwards.
 
-    ``y`` and ``preact`` are contiguous (row stride n).
+    ``y`` and ``preact`` are contiguous (row stride n). With ``x_rows`` (x not
+    transposed), row i of x is row x_rows[i] of the array at ``x``.
     """
-    gemm(x_trans, w_trans, m, n, k, <floating>1, x, ldx, w, ldw, <floating>0, y, n,
-         bias, code, param, preact, num_threads)
+    gemm_rows(x_trans, w_trans, m, n, k, <floating>1, x, ldx, x_rows, w, ldw, <floating>0, y, n,
+              bias, code, param, preact, num_threads)
     if code == FNN_ACT_SOFTMAX or code == FNN_ACT_LOG_SOFTMAX:
         softmax_rows(y, y, m, n, code == FNN_ACT_LOG_SOFTMAX, num_threads)
 
@@ -529,6 +549,7 @@ cdef inline void dz_and_bias_grad(int code, floating param,
 
 cdef inline void dense_backward(const floating *grad_y,                           # IN (m, n)
                                 const floating *x, Py_ssize_t ldx, bint x_trans,  # IN (m, k)
+                                const int64_t *x_rows,                            # IN (m,) or NULL
                                 const floating *w, Py_ssize_t ldw, bint w_trans,  # IN (k, n)
                                 const floating *y,                                # IN (m, n)
                                 const floating *preact,                           # IN (m, n) or NULL
@@ -545,7 +566,8 @@ cdef inline void dense_backward(const floating *grad_y,                         
     grad_bias (= or +=) sum_i dz; grad_w (= or +=) x^T dz by one GEMM (beta = 1
     when accumulating); grad_x = dz W^T by one GEMM. ``dz`` is not touched for a
     linear activation (grad_y is used in its place) and may then be NULL.
-    ``y`` and ``grad_y``, ``dz``, ``grad_x`` are contiguous.
+    ``y`` and ``grad_y``, ``dz``, ``grad_x`` are contiguous. ``x_rows`` as in
+    dense_forward (only with x and grad_w not transposed).
     """
     cdef const floating *d = grad_y
     if code != FNN_ACT_LINEAR:
@@ -555,9 +577,9 @@ cdef inline void dense_backward(const floating *grad_y,                         
     if grad_w != NULL:
         if not gw_trans:
             # (k, n) = op(x)^T @ dz
-            gemm(not x_trans, False, k, n, m, <floating>1, x, ldx, d, n,
-                 <floating>(1 if accumulate else 0), grad_w, ldgw, NULL, FNN_ACT_LINEAR,
-                 <floating>0, NULL, num_threads)
+            gemm_rows(not x_trans, False, k, n, m, <floating>1, x, ldx, x_rows, d, n,
+                      <floating>(1 if accumulate else 0), grad_w, ldgw, NULL, FNN_ACT_LINEAR,
+                      <floating>0, NULL, num_threads)
         else:
             # grad_w is the transpose of a stored (n, k) matrix G: G = dz^T @ op(x)
             gemm(True, x_trans, n, k, m, <floating>1, d, n, x, ldx,

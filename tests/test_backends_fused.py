@@ -186,6 +186,24 @@ def test_activation_layers_and_softmax_activation_output(float_dtype):
                                     lambda: "sparse_categorical_crossentropy", float_dtype), x, y)
 
 
+@pytest.mark.parametrize("first", ["dense", "activation", "dropout"])
+def test_shuffled_batches_whatever_the_first_layer(first, float_dtype):
+    # A first Dense layer reads the shuffled rows where they lie (its GEMMs take the
+    # row numbers); any other first layer works on a gathered copy. Same bits either way.
+    x, y = _data(n=70)
+    head = {"dense": lambda: [layers.Dense(8, activation="relu", input_shape=(6,))],
+            "activation": lambda: [layers.Activation("tanh", input_shape=(6,)),
+                                   layers.Dense(8, activation="relu")],
+            "dropout": lambda: [layers.Dropout(0.3, input_shape=(6,)),
+                                layers.Dense(8, activation="relu")]}[first]
+
+    def build():
+        return [*head(), layers.Dense(3, activation="softmax")]
+    _assert_same_run(lambda: _model(build, OPTIMIZERS["adam"],
+                                    lambda: "sparse_categorical_crossentropy", float_dtype),
+                     x, y, epochs=2, batch_size=16)
+
+
 def test_dropout_draws_the_same_masks(float_dtype):
     x, y = _data(n=90)
 

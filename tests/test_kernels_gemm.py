@@ -411,6 +411,70 @@ def test_nonpositive_thread_count_means_one():
     np.testing.assert_array_equal(G.gemm(a, b, num_threads=-3), G.gemm(a, b, num_threads=1))
 
 
+# ---------------------------------------------------------------- rows picked by a_rows
+
+ROW_SHAPES = [
+    (1, 10, 64),     # the one-row path: gathered first
+    (5, 70, 300),    # few row tiles, an edge panel
+    (32, 64, 784),   # the seed MLP's first layer at batch 32
+    (256, 64, 784),  # ... at batch 256: tall C, rows shared in units
+    (784, 64, 256),  # its weight gradient x^T dz: rows picked along k
+    (300, 517, 263), # the packed path: gathered first
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", ROW_SHAPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_picked_rows_equal_the_gathered_rows(m, n, k, trans_a, num_threads, dtype):
+    """op(a[a_rows]) read where the rows lie gives the bits of the gathered copy,
+    on every path (repeated and unsorted rows included)."""
+    rng = _rng(40)
+    stored, width = (k, m) if trans_a else (m, k)
+    data = rng.standard_normal((2 * stored + 3, width)).astype(dtype)
+    rows = rng.integers(0, len(data), stored)
+    rows[-1] = rows[0]
+    b = rng.standard_normal((k, n)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    kw = dict(alpha=1.5, beta=-0.5, bias=bias, activation=ACTIVATION_CODES["relu"],
+              num_threads=num_threads)
+    pre_want, pre_got = np.empty((m, n), dtype), np.empty((m, n), dtype)
+    want = G.gemm(np.ascontiguousarray(data[rows]), b, trans_a, False, out=c0.copy(),
+                  preact=pre_want, **kw)
+    got = G.gemm(data, b, trans_a, False, out=c0.copy(), preact=pre_got, a_rows=rows, **kw)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(pre_got, pre_want)
+    _assert_close(pre_got, *_reference(data[rows], b, trans_a, False, 1.5, -0.5, c0, bias))
+
+
+def test_picked_rows_with_the_portable_kernel(portable_kernel):
+    rng = _rng(41)
+    data = rng.standard_normal((50, 30))
+    rows = rng.integers(0, 50, 20)
+    b = rng.standard_normal((30, 9))
+    np.testing.assert_array_equal(G.gemm(data, b, a_rows=rows),
+                                  G.gemm(np.ascontiguousarray(data[rows]), b))
+
+
+def test_picked_rows_refuses_bad_row_numbers():
+    data, b = np.ones((5, 4)), np.ones((4, 3))
+    with pytest.raises(ValueError, match="a_rows must lie in"):
+        G.gemm(data, b, a_rows=np.array([0, 5]))
+    with pytest.raises(ValueError, match="a_rows must lie in"):
+        G.gemm(data, b, a_rows=np.array([-1]))
+    with pytest.raises(ValueError, match="a_rows must be a 1-D integer"):
+        G.gemm(data, b, a_rows=np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="a_rows must be a 1-D integer"):
+        G.gemm(data, b, a_rows=np.zeros((2, 2), np.int64))
+    with pytest.raises(TypeError, match="a_rows must be a numpy.ndarray"):
+        G.gemm(data, b, a_rows=[0, 1])
+    with pytest.raises(ValueError, match="inner dimensions"):
+        G.gemm(data, np.ones((3, 3)), True, False, a_rows=np.array([0, 1]))
+    assert G.gemm(data, b, a_rows=np.array([], np.int64)).shape == (0, 3)
+
+
 # ---------------------------------------------------------------- the portable kernel
 
 @pytest.fixture
