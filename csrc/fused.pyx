@@ -447,6 +447,9 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
     # epochs in one process (2 threads): batch 32, p10 of step times 126-176 ->
     # 115-146 us; batch 256, 697-1078 -> 692-905 us. Other first nodes get the copy.
     cdef bint in_place = index != NULL and p.nodes[0].kind == _NODE_DENSE
+    cdef floating *probs
+    cdef bint probs_from_loss = (p.logits_fused and p.from_logits and p.out_code == FNN_ACT_SOFTMAX
+                                 and (p.loss_code == LOSS_CCE or p.loss_code == LOSS_SPARSE_CCE))
     cdef const floating *tb = NULL
     cdef const int64_t *lb = NULL
     cdef const floating *wb = NULL
@@ -483,9 +486,15 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
         # -- forward, loss (on the logits when the model fuses them), model output
         _forward(p, <floating *>xb, rows, n, uniforms, offsets)
         y_out = <floating *>last.out
+        # the model's softmax output for the metrics comes out of the loss, which
+        # computes the exponentials anyway (a second softmax pass cost more)
+        probs = NULL
+        if pred_out != NULL and probs_from_loss:
+            probs = pred_out + (b0 - start) * n_out
         value = loss_rows(p.loss_code, y_out, tb, lb, wb, grad, n, n_out, p.from_logits,
-                          p.loss_param, _threads(p, <double>n * n_out * _TRANSCENDENTAL_COST))
-        if pred_out != NULL:
+                          p.loss_param, _threads(p, <double>n * n_out * _TRANSCENDENTAL_COST),
+                          probs)
+        if pred_out != NULL and not probs_from_loss:
             if p.logits_fused:
                 # y_pred = act(z), as Sequential computes it for the metrics
                 if p.out_code == FNN_ACT_SOFTMAX or p.out_code == FNN_ACT_LOG_SOFTMAX:

@@ -597,9 +597,11 @@ cdef inline void dense_backward(const floating *grad_y,                         
 
 cdef inline double _loss_row(int code, const floating *p, const floating *t, int64_t label,
                              floating *g, floating scale, Py_ssize_t n, bint from_logits,
-                             floating delta) noexcept nogil:
+                             floating delta, floating *probs) noexcept nogil:
     """The per-sample loss of one row (before weighting), and its gradient times
-    ``scale`` into g (if g is not NULL).
+    ``scale`` into g (if g is not NULL). The categorical cross-entropies from
+    logits also write softmax(p) into ``probs`` (if not NULL): the values
+    _softmax_row gives, from the exponentials the loss computes anyway.
 
     Regression losses and binary cross-entropy average over the n elements;
     the categorical cross-entropies sum over the n classes.
@@ -659,6 +661,8 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
         if g != NULL:
             for j in range(n):
                 g[j] = 0
+        if probs != NULL and from_logits:
+            _softmax_row(p, probs, n, False)
         return <double>NAN
     if from_logits:
         # loss = lse(x) - sum_j t_j x_j (sum_j t_j = 1 for one-hot); stable: shift by max
@@ -671,6 +675,12 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
             z_sum += e
             if g != NULL:
                 g[j] = e
+            if probs != NULL:
+                probs[j] = e
+        if probs != NULL:
+            # as _softmax_row: the float exponentials over their double sum
+            for j in range(n):
+                probs[j] = <floating>(probs[j] / z_sum)
         lse = mx + log(z_sum)
         if code == LOSS_SPARSE_CCE:
             if g != NULL:
@@ -709,7 +719,7 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
 cdef inline double _loss_chunk(int code, const floating *y_pred, const floating *y_true,
                                const int64_t *labels, const floating *weight, floating *grad,
                                Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t m, Py_ssize_t n,
-                               bint from_logits, floating delta) noexcept nogil:
+                               bint from_logits, floating delta, floating *probs) noexcept nogil:
     """sum over rows r0:r1 of w_i * l_i, with the gradient rows."""
     cdef Py_ssize_t i
     cdef double total = 0, l, w
@@ -724,7 +734,8 @@ cdef inline double _loss_chunk(int code, const floating *y_pred, const floating 
         if labels != NULL:
             label = labels[i]
         l = _loss_row(code, y_pred + i * n, (y_true + i * n) if y_true != NULL else NULL, label,
-                      (grad + i * n) if grad != NULL else NULL, scale, n, from_logits, delta)
+                      (grad + i * n) if grad != NULL else NULL, scale, n, from_logits, delta,
+                      (probs + i * n) if probs != NULL else NULL)
         total += w * l
     return total
 
@@ -736,12 +747,15 @@ cdef inline double loss_rows(int code,
                              const floating *weight,   # IN (m,) sample weights or NULL
                              floating *grad,           # OUT (m, n) d value / d y_pred, or NULL
                              Py_ssize_t m, Py_ssize_t n, bint from_logits, double param,
-                             int num_threads) noexcept nogil:
+                             int num_threads,
+                             floating *probs) noexcept nogil:      # OUT (m, n) or NULL
     """The batch loss sum_i w_i l_i / m, and (if grad) its gradient, in one pass.
 
     ``param`` is huber's delta. With ``from_logits`` the cross-entropies take
     logits and fuse the softmax / sigmoid (stable forms); probabilities are
     clipped to [1e-7, 1 - 1e-7] with a zero gradient where the clip bites.
+    ``probs``, for the categorical cross-entropies from logits: receives
+    softmax(y_pred), equal to softmax_rows' (the model's output for metrics).
     """
     cdef Py_ssize_t c, r0, rows = rows_per_chunk(n), nc = n_chunks(m, rows)
     cdef double total = 0
@@ -755,7 +769,7 @@ cdef inline double loss_rows(int code,
             for c in prange(nc, num_threads=num_threads, schedule='static'):
                 r0 = c * rows
                 partial[c] = _loss_chunk(code, y_pred, y_true, labels, weight, grad, r0,
-                                         min(r0 + rows, m), m, n, from_logits, delta)
+                                         min(r0 + rows, m), m, n, from_logits, delta, probs)
             for c in range(nc):
                 total += partial[c]
             free(partial)
@@ -764,7 +778,7 @@ cdef inline double loss_rows(int code,
     for c in range(nc):
         r0 = c * rows
         total += _loss_chunk(code, y_pred, y_true, labels, weight, grad, r0,
-                             min(r0 + rows, m), m, n, from_logits, delta)
+                             min(r0 + rows, m), m, n, from_logits, delta, probs)
     return total / m
 
 

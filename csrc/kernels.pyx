@@ -485,7 +485,7 @@ def dense_backward(grad_y, x, kernel, y, preact, int code, double param=0.0, gra
 # ---------------------------------------------------------------------------
 
 def loss(int code, y_pred, y_true, bint from_logits=False, sample_weight=None, double param=1.0,
-         bint need_grad=True, int num_threads=1):
+         bint need_grad=True, int num_threads=1, probs_out=None):
     """The batch loss sum_i w_i l_i / m and its gradient, fused in one pass.
 
     Parameters
@@ -503,6 +503,10 @@ def loss(int code, y_pred, y_true, bint from_logits=False, sample_weight=None, d
         huber's delta.
     need_grad : bool
     num_threads : int
+    probs_out : ndarray like y_pred, optional             # OUT
+        For the categorical cross-entropies from logits: receives softmax(y_pred)
+        from the exponentials the loss computes, equal to :func:`activation`'s
+        softmax (the fused trainer's model output for the metrics).
 
     Returns
     -------
@@ -532,6 +536,21 @@ def loss(int code, y_pred, y_true, bint from_logits=False, sample_weight=None, d
         _check_size(Wt, m, "sample_weight")
     if need_grad:
         Gr = _empty_like_shape(P, t)
+    cdef cnp.ndarray Pr = None
+    if probs_out is not None:
+        if not from_logits or (code != LOSS_CCE and code != LOSS_SPARSE_CCE):
+            raise ValueError("probs_out is given only by the categorical cross-entropies "
+                             "from logits")
+        if not isinstance(probs_out, cnp.ndarray):
+            raise TypeError(f"probs_out must be a numpy.ndarray, got {type(probs_out).__name__}")
+        Pr = <cnp.ndarray>probs_out
+        if (cnp.PyArray_TYPE(Pr) != t or not cnp.PyArray_IS_C_CONTIGUOUS(Pr)
+                or not cnp.PyArray_ISWRITEABLE(Pr) or cnp.PyArray_SIZE(Pr) != size):
+            raise ValueError(f"probs_out must be a writable C-contiguous array of y_pred's "
+                             f"dtype and size {size}")
+        if np.shares_memory(Pr, P):
+            raise ValueError("probs_out must not overlap y_pred")
+    cdef void *ppr = cnp.PyArray_DATA(Pr) if Pr is not None else NULL
     cdef void *pp = cnp.PyArray_DATA(P)
     cdef void *pt = cnp.PyArray_DATA(T) if T is not None else NULL
     cdef int64_t *pl = <int64_t *>cnp.PyArray_DATA(L) if L is not None else NULL
@@ -541,10 +560,10 @@ def loss(int code, y_pred, y_true, bint from_logits=False, sample_weight=None, d
     with nogil:
         if t == cnp.NPY_FLOAT32:
             value = loss_rows(code, <float *>pp, <float *>pt, pl, <float *>pw, <float *>pgr,
-                              m, n, from_logits, param, num_threads)
+                              m, n, from_logits, param, num_threads, <float *>ppr)
         else:
             value = loss_rows(code, <double *>pp, <double *>pt, pl, <double *>pw, <double *>pgr,
-                              m, n, from_logits, param, num_threads)
+                              m, n, from_logits, param, num_threads, <double *>ppr)
     return value, Gr
 
 

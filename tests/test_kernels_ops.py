@@ -415,6 +415,37 @@ def test_loss_matches_reference(name, from_logits, float_dtype, rng):
             assert FAST.loss_value(name, y_pred, y_true, from_logits, weights) == value
 
 
+@pytest.mark.parametrize("name", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_loss_from_logits_gives_the_softmax_bits(name, num_threads, float_dtype, rng):
+    # The fused trainer takes the model's softmax output for its metrics from the
+    # loss: it must be the softmax kernel's result bit for bit, ties and all.
+    from fastnn import _kernels as K
+    code = K.LOSS_CODES[name]
+    softmax = ACTIVATION_CODES["softmax"]
+    for shape in [(1, 1), (7, 5), (3000, 10), (64, 129)]:
+        y_pred, y_true = loss_case(rng, name, shape, float_dtype, True)
+        y_pred[0, :] = 3.0                              # a row of ties
+        if shape[1] > 1:
+            y_pred[-1, :2] = [80.0, -80.0]              # exponentials that underflow
+        probs = np.empty_like(y_pred)
+        value, grad = K.loss(code, y_pred, y_true, True, num_threads=num_threads,
+                             probs_out=probs)
+        np.testing.assert_array_equal(probs, K.activation(y_pred, softmax))
+        plain_value, plain_grad = K.loss(code, y_pred, y_true, True, num_threads=num_threads)
+        assert value == plain_value                     # asking for them changes nothing else
+        np.testing.assert_array_equal(grad, plain_grad)
+    y_pred, y_true = loss_case(rng, name, (4, 3), float_dtype, True)
+    with pytest.raises(ValueError, match="from logits"):
+        K.loss(code, y_pred, y_true, False, probs_out=np.empty_like(y_pred))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        K.loss(code, y_pred, y_true, True, probs_out=np.empty((4, 2), y_pred.dtype))
+    with pytest.raises(ValueError, match="overlap"):
+        K.loss(code, y_pred, y_true, True, probs_out=y_pred)
+    with pytest.raises(TypeError, match="probs_out"):
+        K.loss(code, y_pred, y_true, True, probs_out=[0.0] * 12)
+
+
 @pytest.mark.parametrize("delta", [0.3, 1.0, 2.5])
 def test_huber_delta(delta, float_dtype, rng):
     y_pred, y_true = loss_case(rng, "huber", (20, 7), float_dtype, False)
