@@ -47,9 +47,8 @@ from libc.string cimport memcpy
 from kernels cimport (
     CHUNK, LOSS_BCE, LOSS_CCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SPARSE_CCE,
     act_backward, act_forward, adagrad_update, adam_update, all_finite_values, clip_values,
-    dense_backward,
-    dense_forward, l1l2_grad, loss_rows, rmsprop_update, scale, sgd_update,
-    softmax_backward_rows, softmax_rows, sum_abs, sum_squares,
+    dense_backward, dense_forward, gemm_rows_in_place, l1l2_grad, loss_rows, rmsprop_update,
+    scale, sgd_update, softmax_backward_rows, softmax_rows, sum_abs, sum_squares,
 )
 from gemm cimport FNN_ACT_LINEAR, FNN_ACT_LOG_SOFTMAX, FNN_ACT_SOFTMAX
 
@@ -143,7 +142,7 @@ cdef struct Plan:
     int n_params
     Param *params
     Py_ssize_t batch_size, n_in, n_out
-    char *x0              # gathered input rows (batch, n_in); NULL when node 0 is Dense
+    char *x0              # gathered input rows (batch, n_in)
     char *g0              # gradient ping-pong buffers (batch, max width)
     char *g1
     char *targets         # gathered float targets (batch, n_out)
@@ -422,6 +421,14 @@ cdef void _gather_rows(const floating *x,          # IN (rows of the data set, n
         memcpy(out + i * n_in, x + rows[i] * n_in, n_in * sizeof(floating))
 
 
+cdef inline bint _rows_in_place(floating *dummy, Py_ssize_t n, Py_ssize_t n_in,
+                                Py_ssize_t n_out) noexcept nogil:
+    """Whether the first Dense layer's GEMMs on n picked rows both read them in
+    place: x @ W (n, n_in) x (n_in, n_out) and x^T dz (n_in, n) x (n, n_out)."""
+    return (gemm_rows_in_place(dummy, False, False, n, n_out, n_in)
+            and gemm_rows_in_place(dummy, True, False, n_in, n_out, n))
+
+
 cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
                              const floating *x, Py_ssize_t x_rows,
                              const floating *targets, const int64_t *labels,
@@ -441,12 +448,15 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
     cdef const int64_t *rows = NULL
     # A first Dense layer reads the batch's rows where they lie in x: its two GEMMs
     # (forward, and the weight gradient x^T dz) take the row numbers. That saves
-    # copying 256 x 784 floats per step at batch 256, on the main thread while
-    # the other waits; the GEMM reads each row as a stream, which the hardware
-    # prefetcher follows, so the rows need no prefetch hints either. Alternating
-    # epochs in one process (2 threads): batch 32, p10 of step times 126-176 ->
-    # 115-146 us; batch 256, 697-1078 -> 692-905 us. Other first nodes get the copy.
-    cdef bint in_place = index != NULL and p.nodes[0].kind == _NODE_DENSE
+    # copying 256 x 784 floats per step at batch 256; the GEMM reads each row as a
+    # stream, which the hardware prefetcher follows, so the rows need no prefetch
+    # hints either. Alternating epochs in one process (2 threads): batch 32, p10
+    # of step times 126-176 -> 115-146 us; batch 256, 697-1078 -> 692-905 us.
+    # Only where both GEMMs read the rows in place (the small-problem path: the
+    # seed MLP's shapes); the blocked path would copy them twice, on one thread,
+    # so a wide first layer and any other first node get one parallel gather.
+    cdef bint dense_first = index != NULL and p.nodes[0].kind == _NODE_DENSE
+    cdef bint in_place = False
     cdef floating *probs
     cdef bint probs_from_loss = (p.logits_fused and p.from_logits and p.out_code == FNN_ACT_SOFTMAX
                                  and (p.loss_code == LOSS_CCE or p.loss_code == LOSS_SPARSE_CCE))
@@ -467,9 +477,9 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
             lb = (labels + b0) if labels != NULL else NULL
             wb = (weights + b0) if weights != NULL else NULL
         else:
-            if in_place:
-                rows = index + b0
-            else:
+            in_place = dense_first and _rows_in_place(dummy, n, n_in, p.nodes[0].n_out)
+            rows = (index + b0) if in_place else NULL
+            if not in_place:
                 _gather_rows(x, index + b0, n, n_in, x0, _threads(p, <double>n * n_in * _COPY_COST))
             for i in range(n):
                 r = index[b0 + i]
@@ -652,8 +662,7 @@ cdef class Trainer:
         if width != n_out:
             raise ValueError(f"the last node gives {width} outputs, n_out is {n_out}")
         max_width = max([n_in] + [spec["n_out"] for spec in nodes])
-        # the gathered batch: a first Dense layer reads its rows in place instead
-        p.x0 = self._workspace((batch_size, n_in)) if p.nodes[0].kind != _NODE_DENSE else NULL
+        p.x0 = self._workspace((batch_size, n_in))   # the gathered batch, when one is needed
         p.g0 = self._workspace((batch_size, max_width))
         p.g1 = self._workspace((batch_size, max_width))
         p.targets = self._workspace((batch_size, n_out))

@@ -978,21 +978,25 @@ FNN_AVX2 static void fnn_epilogue_avx2_f64(double *c, ptrdiff_t ldc, ptrdiff_t m
 #define FNN_S(name) name##_f32
 #define FNN_PUBLIC_NAME fnn_sgemm
 #define FNN_PUBLIC_ROWS_NAME fnn_sgemm_rows
+#define FNN_PUBLIC_IN_PLACE_NAME fnn_sgemm_rows_in_place
 #include "gemm.c"
 #undef T
 #undef FNN_S
 #undef FNN_PUBLIC_NAME
 #undef FNN_PUBLIC_ROWS_NAME
+#undef FNN_PUBLIC_IN_PLACE_NAME
 
 #define T double
 #define FNN_S(name) name##_f64
 #define FNN_PUBLIC_NAME fnn_dgemm
 #define FNN_PUBLIC_ROWS_NAME fnn_dgemm_rows
+#define FNN_PUBLIC_IN_PLACE_NAME fnn_dgemm_rows_in_place
 #include "gemm.c"
 #undef T
 #undef FNN_S
 #undef FNN_PUBLIC_NAME
 #undef FNN_PUBLIC_ROWS_NAME
+#undef FNN_PUBLIC_IN_PLACE_NAME
 #undef FNN_GEMM_TEMPLATE
 
 #else /* FNN_GEMM_TEMPLATE: everything below is written once over the type T */
@@ -1589,6 +1593,18 @@ static int FNN_S(fnn_takes_sup)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_k
 }
 
 static void FNN_S(fnn_gemm_run)(const FNN_S(fnn_gemm_args) *gp, int num_threads);
+
+int FNN_PUBLIC_IN_PLACE_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k) {
+    FNN_S(fnn_gemm_args) g;
+    memset(&g, 0, sizeof g);
+    g.trans_a = trans_a;
+    g.trans_b = trans_b;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    const FNN_S(fnn_kernel_desc) kd = FNN_S(fnn_select_kernel)();
+    return m > 0 && n > 0 && FNN_S(fnn_takes_sup)(&g, &kd);
+}
 
 static void FNN_S(fnn_gemm_fill)(FNN_S(fnn_gemm_args) *g, int trans_a, int trans_b, ptrdiff_t m,
                                  ptrdiff_t n, ptrdiff_t k, T alpha, const T *a, ptrdiff_t lda,

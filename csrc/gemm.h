@@ -57,6 +57,12 @@ void fnn_dgemm_rows(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_
                     const double *bias, int act, double act_param, double *preact,
                     int num_threads);
 
+/* Whether fnn_?gemm_rows reads the picked rows where they lie for this shape (1)
+ * or gathers a copy of them first (0): the caller may rather gather once itself
+ * when several products read the same rows. Depends on the shape only. */
+int fnn_sgemm_rows_in_place(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
+int fnn_dgemm_rows_in_place(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
+
 /* Which micro-kernel the dispatcher picked: "avx2_fma" or "portable". */
 const char *fnn_gemm_kernel_name(void);
 

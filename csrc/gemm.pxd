@@ -27,6 +27,10 @@ cdef extern from "gemm.h" nogil:
                         double beta, double *c, Py_ssize_t ldc,
                         const double *bias, int act, double act_param, double *preact,
                         int num_threads)
+    int fnn_sgemm_rows_in_place(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
+                                Py_ssize_t k)
+    int fnn_dgemm_rows_in_place(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
+                                Py_ssize_t k)
     const char *fnn_gemm_kernel_name()
 
 cdef extern from "activations.h" nogil:

@@ -42,8 +42,8 @@ from libc.string cimport memcpy
 from gemm cimport (FNN_ACT_ELU, FNN_ACT_EXPONENTIAL, FNN_ACT_GELU, FNN_ACT_GELU_TANH,
                    FNN_ACT_LEAKY_RELU, FNN_ACT_LINEAR, FNN_ACT_LOG_SOFTMAX, FNN_ACT_RELU,
                    FNN_ACT_SIGMOID, FNN_ACT_SOFTMAX, FNN_ACT_SOFTPLUS, FNN_ACT_TANH,
-                   fnn_act_f32, fnn_act_f64, fnn_dgemm, fnn_dgemm_rows, fnn_sgemm,
-                   fnn_sgemm_rows)
+                   fnn_act_f32, fnn_act_f64, fnn_dgemm, fnn_dgemm_rows,
+                   fnn_dgemm_rows_in_place, fnn_sgemm, fnn_sgemm_rows, fnn_sgemm_rows_in_place)
 
 
 cdef enum:
@@ -252,6 +252,16 @@ cdef inline void gemm_rows(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t 
     else:
         fnn_dgemm_rows(trans_a, trans_b, m, n, k, alpha, a, lda, a_rows, b, ldb, beta, c, ldc,
                        bias, act, act_param, preact, num_threads)
+
+
+cdef inline bint gemm_rows_in_place(floating *dummy, bint trans_a, bint trans_b, Py_ssize_t m,
+                                    Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Whether gemm_rows reads the picked rows in place at this shape (else it
+    copies them first). ``dummy`` only selects the float type."""
+    if floating is float:
+        return fnn_sgemm_rows_in_place(trans_a, trans_b, m, n, k) != 0
+    else:
+        return fnn_dgemm_rows_in_place(trans_a, trans_b, m, n, k) != 0
 
 
 # ---------------------------------------------------------------------------

@@ -204,6 +204,41 @@ def test_shuffled_batches_whatever_the_first_layer(first, float_dtype):
                      x, y, epochs=2, batch_size=16)
 
 
+def test_one_chunk_mixing_rows_read_in_place_and_gathered(float_dtype):
+    # 66 = 4 x 16 + 2: a batch of two rows goes through the one-row GEMM path,
+    # which takes a gathered copy, after four batches read in place, all in one
+    # compiled call (fit's chunks may cut elsewhere).
+    x, y = _data(n=66)
+
+    def make():
+        return _model(_mlp(), OPTIMIZERS["adam"], lambda: "sparse_categorical_crossentropy",
+                      float_dtype)
+    a = make()
+    _per_op_fit(a, x, y, epochs=1, batch_size=16)
+    b = make()
+    data = b._check_data(x, y, None)
+    order = utils.rng().permutation(len(data.x))   # the draw fit makes after the seed
+    _, steps = fused.FusedTrainer(b, 16).run_chunk(data.x, data.y, None, order, 0, len(order))
+    assert steps == 5
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_wide_first_layer_gathers_its_batch():
+    # 256 x 300 inputs into 260 units take the GEMM's blocked path, which does not
+    # read picked rows in place: the trainer gathers the batch (once, in parallel).
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((600, 300))
+    y = rng.integers(0, 4, 600)
+
+    def build():
+        return [layers.Dense(260, activation="relu", input_shape=(300,)),
+                layers.Dense(4, activation="softmax")]
+    _assert_same_run(lambda: _model(build, OPTIMIZERS["adam"],
+                                    lambda: "sparse_categorical_crossentropy", "float64"),
+                     x, y, epochs=1, batch_size=256)
+
+
 def test_dropout_draws_the_same_masks(float_dtype):
     x, y = _data(n=90)
 
