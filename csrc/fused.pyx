@@ -9,8 +9,9 @@ training steps then runs here without the GIL and without touching Python:
 
     for each batch of the chunk:
         the batch rows of x by the epoch's shuffled index: a first Dense layer's
-        GEMMs read them where they lie (they take the row numbers); any other
-        first layer gets a gathered copy
+        forward GEMM reads them where they lie (it takes the row numbers), and
+        they are gathered for the backward pass while in cache; any other first
+        layer gets the gathered copy up front
         forward:   Dense = one GEMM with the bias + activation epilogue,
                    Activation = one element-wise (or row-wise softmax) pass,
                    Dropout = multiply by a mask built from pre-drawn uniforms
@@ -343,10 +344,9 @@ cdef void _forward(const Plan *p, floating *x0, const int64_t *rows, Py_ssize_t 
         src = dst
 
 
-cdef void _backward(const Plan *p, floating *x0, const int64_t *rows, Py_ssize_t n,
-                    floating *grad) noexcept nogil:
+cdef void _backward(const Plan *p, floating *x0, Py_ssize_t n, floating *grad) noexcept nogil:
     """Backward from d loss / d (last node's output) in ``grad`` (a g0/g1 buffer);
-    x0 and ``rows`` as in _forward."""
+    x0 holds the batch's input rows."""
     cdef int i
     cdef Py_ssize_t j, size
     cdef Node *nd
@@ -362,8 +362,7 @@ cdef void _backward(const Plan *p, floating *x0, const int64_t *rows, Py_ssize_t
         if nd.kind == _NODE_DENSE:
             other = <floating *>(p.g1 if grad == <floating *>p.g0 else p.g0)
             # dz overwrites grad in place (the kernels allow it), grad_x goes to the other buffer
-            dense_backward(grad, inp, nd.n_in, False, rows if i == 0 else NULL,
-                           <floating *>nd.kernel, nd.n_out, False,
+            dense_backward(grad, inp, nd.n_in, False, <floating *>nd.kernel, nd.n_out, False,
                            <floating *>nd.out, <floating *>nd.preact, nd.bwd_code,
                            <floating>nd.param, grad, <floating *>nd.grad_kernel, nd.n_out,
                            False, <floating *>nd.grad_bias,
@@ -421,14 +420,6 @@ cdef void _gather_rows(const floating *x,          # IN (rows of the data set, n
         memcpy(out + i * n_in, x + rows[i] * n_in, n_in * sizeof(floating))
 
 
-cdef inline bint _rows_in_place(floating *dummy, Py_ssize_t n, Py_ssize_t n_in,
-                                Py_ssize_t n_out) noexcept nogil:
-    """Whether the first Dense layer's GEMMs on n picked rows both read them in
-    place: x @ W (n, n_in) x (n_in, n_out) and x^T dz (n_in, n) x (n, n_out)."""
-    return (gemm_rows_in_place(dummy, False, False, n, n_out, n_in)
-            and gemm_rows_in_place(dummy, True, False, n_in, n_out, n))
-
-
 cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
                              const floating *x, Py_ssize_t x_rows,
                              const floating *targets, const int64_t *labels,
@@ -446,15 +437,20 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
     cdef floating *grad = <floating *>p.g0
     cdef const floating *xb
     cdef const int64_t *rows = NULL
-    # A first Dense layer reads the batch's rows where they lie in x: its two GEMMs
-    # (forward, and the weight gradient x^T dz) take the row numbers. That saves
-    # copying 256 x 784 floats per step at batch 256; the GEMM reads each row as a
-    # stream, which the hardware prefetcher follows, so the rows need no prefetch
-    # hints either. Alternating epochs in one process (2 threads): batch 32, p10
-    # of step times 126-176 -> 115-146 us; batch 256, 697-1078 -> 692-905 us.
-    # Only where both GEMMs read the rows in place (the small-problem path: the
-    # seed MLP's shapes); the blocked path would copy them twice, on one thread,
-    # so a wide first layer and any other first node get one parallel gather.
+    # A first Dense layer's forward GEMM reads the batch's rows where they lie in x
+    # (it takes their row numbers): it streams each row from memory, which the
+    # hardware prefetcher follows, where a gather of the cold rows stalled on every
+    # row (and prefetch hints a step ahead stalled the main thread issuing them).
+    # The weight gradient x^T dz then reads a copy, gathered while the rows are in
+    # cache: through the row numbers it would read one line of a different random
+    # row per k step, which no prefetcher follows (784x64x256 on 2 threads: 317 us
+    # against 219 on the copy). Alternating epochs in one process, 2 threads:
+    # batch 32, p10 of step times 126-176 -> 115-146 us (rows for both products),
+    # then epoch medians 0.369-0.405 -> 0.345-0.356 s (the copy for x^T dz);
+    # batch 256, p10 697-1078 -> 692-905 us, then medians 0.224-0.253 -> 0.208-0.247 s.
+    # Where the forward GEMM would copy the rows itself (a wide first layer takes
+    # the blocked path; one or two rows the one-row path), and for any other first
+    # node, the batch is gathered first, in parallel, as it always was.
     cdef bint dense_first = index != NULL and p.nodes[0].kind == _NODE_DENSE
     cdef bint in_place = False
     cdef floating *probs
@@ -477,7 +473,8 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
             lb = (labels + b0) if labels != NULL else NULL
             wb = (weights + b0) if weights != NULL else NULL
         else:
-            in_place = dense_first and _rows_in_place(dummy, n, n_in, p.nodes[0].n_out)
+            in_place = dense_first and gemm_rows_in_place(dummy, False, False, n,
+                                                          p.nodes[0].n_out, n_in)
             rows = (index + b0) if in_place else NULL
             if not in_place:
                 _gather_rows(x, index + b0, n, n_in, x0, _threads(p, <double>n * n_in * _COPY_COST))
@@ -519,8 +516,12 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
         # -- arrive while backward runs instead of stalling the next gather
         if index != NULL and not in_place and b0 + n < stop:
             _prefetch_rows(x, index + b0 + n, min(p.batch_size, stop - b0 - n), n_in)
-        # -- backward, penalties (at the weights the gradients were taken at), update
-        _backward(p, <floating *>xb, rows, n, grad)
+        # -- backward (on a copy of rows read in place: see in_place), penalties (at
+        # -- the weights the gradients were taken at), update
+        if rows != NULL:
+            _gather_rows(x, rows, n, n_in, x0, _threads(p, <double>n * n_in * _COPY_COST))
+            xb = x0
+        _backward(p, <floating *>xb, n, grad)
         if p.any_regularized:
             value = value + _penalties(p, dummy)
         _regularize_and_clip(p, dummy)

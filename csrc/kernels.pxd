@@ -559,7 +559,6 @@ cdef inline void dz_and_bias_grad(int code, floating param,
 
 cdef inline void dense_backward(const floating *grad_y,                           # IN (m, n)
                                 const floating *x, Py_ssize_t ldx, bint x_trans,  # IN (m, k)
-                                const int64_t *x_rows,                            # IN (m,) or NULL
                                 const floating *w, Py_ssize_t ldw, bint w_trans,  # IN (k, n)
                                 const floating *y,                                # IN (m, n)
                                 const floating *preact,                           # IN (m, n) or NULL
@@ -576,8 +575,7 @@ cdef inline void dense_backward(const floating *grad_y,                         
     grad_bias (= or +=) sum_i dz; grad_w (= or +=) x^T dz by one GEMM (beta = 1
     when accumulating); grad_x = dz W^T by one GEMM. ``dz`` is not touched for a
     linear activation (grad_y is used in its place) and may then be NULL.
-    ``y`` and ``grad_y``, ``dz``, ``grad_x`` are contiguous. ``x_rows`` as in
-    dense_forward (only with x and grad_w not transposed).
+    ``y`` and ``grad_y``, ``dz``, ``grad_x`` are contiguous.
     """
     cdef const floating *d = grad_y
     if code != FNN_ACT_LINEAR:
@@ -587,9 +585,9 @@ cdef inline void dense_backward(const floating *grad_y,                         
     if grad_w != NULL:
         if not gw_trans:
             # (k, n) = op(x)^T @ dz
-            gemm_rows(not x_trans, False, k, n, m, <floating>1, x, ldx, x_rows, d, n,
-                      <floating>(1 if accumulate else 0), grad_w, ldgw, NULL, FNN_ACT_LINEAR,
-                      <floating>0, NULL, num_threads)
+            gemm(not x_trans, False, k, n, m, <floating>1, x, ldx, d, n,
+                 <floating>(1 if accumulate else 0), grad_w, ldgw, NULL, FNN_ACT_LINEAR,
+                 <floating>0, NULL, num_threads)
         else:
             # grad_w is the transpose of a stored (n, k) matrix G: G = dz^T @ op(x)
             gemm(True, x_trans, n, k, m, <floating>1, d, n, x, ldx,

@@ -464,15 +464,15 @@ def dense_backward(grad_y, x, kernel, y, preact, int code, double param=0.0, gra
     cdef void *pgx = cnp.PyArray_DATA(GX) if GX is not None else NULL
     with nogil:
         if t == cnp.NPY_FLOAT32:
-            _dense_backward(<float *>pg, <float *>mx.data, mx.ld, mx.trans, NULL, <float *>mw.data,
-                            mw.ld, mw.trans, <float *>py, <float *>pz, code, <float>param,
-                            <float *>pdz, <float *>mgw.data, mgw.ld, mgw.trans, <float *>pgb,
-                            <float *>pgx, m, k, n, accumulate, num_threads)
+            _dense_backward(<float *>pg, <float *>mx.data, mx.ld, mx.trans, <float *>mw.data, mw.ld,
+                            mw.trans, <float *>py, <float *>pz, code, <float>param, <float *>pdz,
+                            <float *>mgw.data, mgw.ld, mgw.trans, <float *>pgb, <float *>pgx,
+                            m, k, n, accumulate, num_threads)
         else:
-            _dense_backward(<double *>pg, <double *>mx.data, mx.ld, mx.trans, NULL,
-                            <double *>mw.data, mw.ld, mw.trans, <double *>py, <double *>pz, code,
-                            param, <double *>pdz, <double *>mgw.data, mgw.ld, mgw.trans,
-                            <double *>pgb, <double *>pgx, m, k, n, accumulate, num_threads)
+            _dense_backward(<double *>pg, <double *>mx.data, mx.ld, mx.trans, <double *>mw.data,
+                            mw.ld, mw.trans, <double *>py, <double *>pz, code, param,
+                            <double *>pdz, <double *>mgw.data, mgw.ld, mgw.trans, <double *>pgb,
+                            <double *>pgx, m, k, n, accumulate, num_threads)
     if GW is not None and GW is not grad_kernel:
         grad_kernel[...] = GW
     if GB is not None and GB is not grad_bias:
