@@ -518,7 +518,7 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
             _prefetch_rows(x, index + b0 + n, min(p.batch_size, stop - b0 - n), n_in)
         # -- backward (on a copy of rows read in place: see in_place), penalties (at
         # -- the weights the gradients were taken at), update
-        if rows != NULL:
+        if rows != NULL and p.nodes[0].grad_kernel != NULL:   # (a frozen one never reads x)
             _gather_rows(x, rows, n, n_in, x0, _threads(p, <double>n * n_in * _COPY_COST))
             xb = x0
         _backward(p, <floating *>xb, n, grad)
