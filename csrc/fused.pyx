@@ -454,7 +454,8 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
     cdef bint dense_first = index != NULL and p.nodes[0].kind == _NODE_DENSE
     cdef bint in_place = False
     cdef floating *probs
-    cdef bint probs_from_loss = (p.logits_fused and p.from_logits and p.out_code == FNN_ACT_SOFTMAX
+    cdef bint probs_from_loss = (p.logits_fused and p.from_logits
+                                 and p.out_code == FNN_ACT_SOFTMAX
                                  and (p.loss_code == LOSS_CCE or p.loss_code == LOSS_SPARSE_CCE))
     cdef const floating *tb = NULL
     cdef const int64_t *lb = NULL
@@ -477,7 +478,8 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
                                                           p.nodes[0].n_out, n_in)
             rows = (index + b0) if in_place else NULL
             if not in_place:
-                _gather_rows(x, index + b0, n, n_in, x0, _threads(p, <double>n * n_in * _COPY_COST))
+                _gather_rows(x, index + b0, n, n_in, x0,
+                             _threads(p, <double>n * n_in * _COPY_COST))
             for i in range(n):
                 r = index[b0 + i]
                 if targets != NULL:

@@ -1628,7 +1628,8 @@ static void FNN_S(fnn_gemm_fill)(FNN_S(fnn_gemm_args) *g, int trans_a, int trans
     g->act = act;
     g->act_param = act_param;
     g->preact = preact;
-    g->epilogue_in_kernel = act == FNN_ACT_LINEAR || act == FNN_ACT_RELU || fnn_act_is_rowwise(act);
+    g->epilogue_in_kernel =
+        act == FNN_ACT_LINEAR || act == FNN_ACT_RELU || fnn_act_is_rowwise(act);
     g->a_rows = a_rows;
 }
 

@@ -240,7 +240,9 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
     cdef void *pc = cnp.PyArray_DATA(C)
     cdef void *pbias = cnp.PyArray_DATA(Bias) if Bias is not None else NULL
     cdef void *pp = cnp.PyArray_DATA(P) if P is not None else NULL
-    cdef const int64_t *prows = <const int64_t *>cnp.PyArray_DATA(Rows) if Rows is not None else NULL
+    cdef const int64_t *prows = NULL
+    if Rows is not None:
+        prows = <const int64_t *>cnp.PyArray_DATA(Rows)
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
             fnn_sgemm_rows(trans_a, trans_b, m, n, k, <float>alpha, <const float *>pa, lda, prows,
