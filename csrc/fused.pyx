@@ -442,9 +442,8 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
     # hardware prefetcher follows, where a gather of the cold rows stalled on every
     # row (and prefetch hints a step ahead stalled the main thread issuing them).
     # The weight gradient x^T dz then reads a copy, gathered while the rows are in
-    # cache: through the row numbers it would read one line of a different random
-    # row per k step, which no prefetcher follows (784x64x256 on 2 threads: 317 us
-    # against 219 on the copy). Alternating epochs in one process, 2 threads:
+    # cache (the GEMM reads a transposed operand's rows through row numbers only
+    # from a copy: see FNN_SUP_BY_ROW in csrc/gemm.c). Alternating epochs in one process, 2 threads:
     # batch 32, p10 of step times 126-176 -> 115-146 us (rows for both products),
     # then epoch medians 0.369-0.405 -> 0.345-0.356 s (the copy for x^T dz);
     # batch 256, p10 697-1078 -> 692-905 us, then medians 0.224-0.253 -> 0.208-0.247 s.

@@ -140,8 +140,8 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
         Upper bound on the threads used (small products use fewer).
     a_rows : array of int, 1-D, optional
         Use ``a[a_rows]`` in place of ``a`` (read where the rows lie, without a
-        gathered copy on the small-problem path); the result is bit-identical to
-        passing ``a[a_rows]``.
+        gathered copy, when ``a`` is not transposed and the product is small);
+        the result is bit-identical to passing ``a[a_rows]``.
 
     Returns
     -------

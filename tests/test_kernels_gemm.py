@@ -418,7 +418,7 @@ ROW_SHAPES = [
     (5, 70, 300),    # few row tiles, an edge panel
     (32, 64, 784),   # the seed MLP's first layer at batch 32
     (256, 64, 784),  # ... at batch 256: tall C, rows shared in units
-    (784, 64, 256),  # its weight gradient x^T dz: rows picked along k
+    (784, 64, 256),  # its weight gradient x^T dz (transposed: gathered first)
     (300, 517, 263), # the packed path: gathered first
 ]
 
