@@ -33,6 +33,10 @@ from kernels cimport (
 )
 from gemm cimport FNN_ACT_LINEAR, FNN_ACT_LOG_SOFTMAX, FNN_ACT_SOFTMAX
 
+cdef extern from "fast_exp.h" nogil:
+    float fnn_expf(float x)
+    void fnn_exp_shift_f32(const float *x, float shift, float *y, Py_ssize_t n)
+
 cdef extern from "philox.h" nogil:
     void fnn_philox_words(uint64_t k0, uint64_t k1, uint64_t start, size_t n, uint64_t *out)
     void fnn_philox_uniform(uint64_t k0, uint64_t k1, uint64_t start, size_t n, double *out)
@@ -44,7 +48,7 @@ __all__ = [
     "LOSS_CODES", "activation", "activation_backward", "dense_forward", "dense_backward",
     "loss", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
     "clip_by_value", "scale", "sum_squares", "l1l2_penalty", "l1l2_grad", "all_finite",
-    "philox_words", "philox_uniform", "philox_permutation",
+    "philox_words", "philox_uniform", "philox_permutation", "exp_float32",
 ]
 
 #: Loss names of the backend interface -> codes of kernels.pxd's ``loss_rows``.
@@ -842,6 +846,42 @@ def all_finite(x, int num_threads=1):
                     bad |= not all_finite_values(<const double *>(p + lo * itemsize),
                                                  min(<Py_ssize_t>_FINITE_PARALLEL_BLOCK, n - lo))
     return not bad
+
+
+# ---------------------------------------------------------------------------
+# The float32 exponential of softmax (csrc/fast_exp.h)
+# ---------------------------------------------------------------------------
+
+def exp_float32(x, float shift=0.0, bint portable=False):
+    """``e^(x - shift)`` in float32 with the exponential the softmax kernels use.
+
+    Parameters
+    ----------
+    x : array_like                                         # IN
+        Converted to a C-contiguous float32 array.
+    shift : float
+        Subtracted (in float32) before the exponential, as softmax subtracts
+        each row's maximum.
+    portable : bool
+        Use the scalar C version instead of the AVX2 one the kernels pick on
+        this machine (the two give the same bits).
+
+    Returns
+    -------
+    ndarray of float32, the shape of ``x``.
+    """
+    cdef cnp.ndarray X = np.ascontiguousarray(x, dtype=np.float32)
+    cdef cnp.ndarray Y = np.empty_like(X)
+    cdef const float *px = <const float *>cnp.PyArray_DATA(X)
+    cdef float *py = <float *>cnp.PyArray_DATA(Y)
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(X)
+    with nogil:
+        if portable:
+            for i in range(n):
+                py[i] = fnn_expf(px[i] - shift)
+        else:
+            fnn_exp_shift_f32(px, shift, py, n)
+    return Y
 
 
 # ---------------------------------------------------------------------------

@@ -446,6 +446,67 @@ def test_loss_from_logits_gives_the_softmax_bits(name, num_threads, float_dtype,
         K.loss(code, y_pred, y_true, True, probs_out=[0.0] * 12)
 
 
+def _ulps(a, b):
+    """Distance in units in the last place between float32 arrays of one sign."""
+    return np.abs(a.view(np.int32).astype(np.int64) - b.view(np.int32).astype(np.int64))
+
+
+def test_float32_exponential_is_within_one_ulp(rng):
+    # csrc/fast_exp.h against the double exponential rounded to float32, over
+    # the whole range where e^x is a normal float, densely and at random.
+    from fastnn import _kernels as K
+    x = np.concatenate([np.linspace(-87.3, 88.7, 1_000_001, dtype=np.float32),
+                        rng.uniform(-87.3, 88.7, 200_000).astype(np.float32),
+                        rng.uniform(-1e-3, 1e-3, 10_000).astype(np.float32)])
+    want = np.exp(x.astype(np.float64)).astype(np.float32)
+    assert _ulps(K.exp_float32(x), want).max() <= 1
+
+
+def test_float32_exponential_special_values():
+    from fastnn import _kernels as K
+    x = np.array([np.nan, -np.inf, np.inf, 0.0, -0.0, 88.8, 89.0, 1e30, -104.0, -1e30,
+                  -103.0, -87.4], np.float32)
+    y = K.exp_float32(x)
+    assert np.isnan(y[0])
+    np.testing.assert_array_equal(y[1:10], [0.0, np.inf, 1.0, 1.0, np.inf, np.inf, np.inf,
+                                            0.0, 0.0])
+    # denormal results: within one rounding of the true value
+    want = np.exp(x[10:].astype(np.float64))
+    np.testing.assert_allclose(y[10:], want, rtol=0, atol=1.5e-45)
+    assert K.exp_float32(np.float32(3.0), shift=3.0) == 1.0       # x - shift first
+
+
+def test_float32_exponential_vector_and_portable_give_the_same_bits(rng):
+    # The AVX2 kernel (eight lanes and a masked tail) and the portable C one
+    # run the same operations: a machine without AVX2 gets the same softmax.
+    from fastnn import _kernels as K
+    special = np.array([np.nan, -np.inf, np.inf, 0.0, -0.0, 89.0, -104.0, -103.0, 88.72],
+                       np.float32)
+    for n in list(range(0, 20)) + [64, 1001]:
+        x = rng.uniform(-110, 95, n).astype(np.float32)
+        x[: len(special)] = special[: n]
+        for shift in (0.0, 2.5, -80.0):
+            fast = K.exp_float32(x, shift)
+            portable = K.exp_float32(x, shift, portable=True)
+            np.testing.assert_array_equal(fast.view(np.uint32), portable.view(np.uint32))
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_softmax_of_many_rows_is_each_row_alone(name, num_threads, float_dtype, rng):
+    # Softmax computes the exponentials of a whole block of rows in one call:
+    # every row must still come out as if it were computed alone.
+    from fastnn import _kernels as K
+    code = ACTIVATION_CODES[name]
+    for n in [1, 3, 8, 10, 17, 64, 65, 130]:
+        x = inputs(rng, (2000, n), float_dtype) * 10
+        x[1, :] = 3.0
+        whole = K.activation(x, code, num_threads=num_threads)
+        for i in [0, 1, 2, 999, 1999]:
+            np.testing.assert_array_equal(whole[i], K.activation(x[i : i + 1], code)[0])
+        assert_close(whole, REF.activation(x, name), float_dtype)
+
+
 @pytest.mark.parametrize("delta", [0.3, 1.0, 2.5])
 def test_huber_delta(delta, float_dtype, rng):
     y_pred, y_true = loss_case(rng, "huber", (20, 7), float_dtype, False)
