@@ -319,6 +319,16 @@ cdef inline void act_forward(int code, floating param,
         _act_chunk(code, param, x + start, y + start, min(<Py_ssize_t>CHUNK, size - start))
 
 
+cdef inline floating _row_max(const floating *x, Py_ssize_t n) noexcept nogil:
+    """The largest of x[0..n-1] (n >= 1); a NaN is kept only in x[0]."""
+    cdef Py_ssize_t j
+    cdef floating mx = x[0]
+    for j in range(1, n):
+        if x[j] > mx:
+            mx = x[j]
+    return mx
+
+
 cdef inline void _softmax_block(const floating *x, floating *y, Py_ssize_t m, Py_ssize_t n,
                                 bint log_softmax) noexcept nogil:
     """Softmax (or log-softmax) of m rows, each shifted by its maximum (no overflow).
@@ -341,10 +351,7 @@ cdef inline void _softmax_block(const floating *x, floating *y, Py_ssize_t m, Py
         for i in range(m):
             xi = x + i * n
             yi = y + i * n
-            mx = xi[0]
-            for j in range(1, n):
-                if xi[j] > mx:
-                    mx = xi[j]
+            mx = _row_max(xi, n)
             # yi may be xi, which is read again below: the exponentials go to a buffer
             s = 0
             for j0 in range(0, n, 64):
@@ -359,10 +366,7 @@ cdef inline void _softmax_block(const floating *x, floating *y, Py_ssize_t m, Py
     for i in range(m):
         xi = x + i * n
         yi = y + i * n
-        mx = xi[0]
-        for j in range(1, n):
-            if xi[j] > mx:
-                mx = xi[j]
+        mx = _row_max(xi, n)
         for j in range(n):
             yi[j] = xi[j] - mx
     _exp_shifted(y, <floating>0, y, m * n)
@@ -730,10 +734,7 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
         return <double>NAN
     if from_logits:
         # loss = lse(x) - sum_j t_j x_j (sum_j t_j = 1 for one-hot); stable: shift by max
-        mx = p[0]
-        for j in range(1, n):
-            if p[j] > mx:
-                mx = p[j]
+        mx = _row_max(p, n)
         # the exponentials as _softmax_row computes them, into g or probs if given
         # (a buffer otherwise), summed in order in double
         for j0 in range(0, n, 64):
