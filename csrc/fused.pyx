@@ -1070,7 +1070,6 @@ cdef class Predictor:
         cdef char *px = <char *>cnp.PyArray_DATA(X)
         cdef char *po = <char *>cnp.PyArray_DATA(out)
         cdef char *pw
-        cdef cnp.ndarray big
         cdef Py_ssize_t i, flops = 0, block = self.block, width = self.width
         cdef int threads = 1, gemm_threads = 1
         cdef bint finite = True
@@ -1079,13 +1078,9 @@ cdef class Predictor:
         flops *= n
         if self.max_threads > 1 and flops >= self.threshold:
             threads = self.max_threads
-        if n <= block or threads == 1:
+        if n <= block:
             # one block through the stack; a big GEMM still splits between threads
-            if n > block:
-                big = np.empty(2 * n * width, self.dtype)
-                pw = <char *>cnp.PyArray_DATA(big)
-            else:
-                pw = <char *>cnp.PyArray_DATA(self._small)
+            pw = <char *>cnp.PyArray_DATA(self._small)
             with nogil:
                 if self.typenum == cnp.NPY_FLOAT64:
                     finite = _predict_rows(self.nodes, self.n_nodes, <double *>px, n,
@@ -1096,7 +1091,11 @@ cdef class Predictor:
                                            <float *>pw, (<float *>pw) + n * width,
                                            <float *>po, threads, threads, check_finite)
             return out if finite else None
-        # large inputs: whole-stack blocks split between threads (GEMMs single-threaded)
+        # Larger inputs: whole-stack blocks, shared by the threads (GEMMs single-threaded).
+        # On one thread too: a block's GEMMs may take another path than one GEMM over
+        # all n rows (wide layers: k cut in blocks or not), so the same blocks on any
+        # thread count give the same bits; they also keep the activations in cache
+        # instead of allocating two (n, width) buffers per call.
         pw = <char *>cnp.PyArray_DATA(self._small)
         with nogil:
             if self.typenum == cnp.NPY_FLOAT64:

@@ -475,6 +475,29 @@ def test_predictor_threads_are_bitwise_identical_and_follow_weights():
     assert not np.allclose(predictor.predict(x[:10]), one[:10])
 
 
+@pytest.mark.parametrize("sizes", [(784, 1024, 10), (300, 700, 513, 7)])
+def test_predictor_threads_are_bitwise_identical_for_wide_layers(sizes):
+    # Wide layers take the GEMM's blocked path (k cut in blocks) for many rows
+    # and its small-problem path (one pass over k) for a block of rows: a
+    # thread count must not decide which, so every input longer than a block
+    # goes through the same blocks of rows on one thread as on two.
+    config.set_floatx("float32")
+    utils.set_random_seed(0)
+    model = fastnn.Sequential(
+        [layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
+        + [layers.Dense(s, activation="relu") for s in sizes[2:-1]]
+        + [layers.Dense(sizes[-1], activation="softmax")])
+    predictor = fused.fused_predictor_for(model)
+    x = np.random.default_rng(1).random((1000, sizes[0]), dtype=np.float32)
+    results = []
+    for threads in (1, 2):
+        config.set_num_threads(threads)
+        results.append((predictor.predict(x), model.predict(x, verbose=0, batch_size=1000)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_allclose(results[0][0], model.forward(x), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("rows", [1, 40, 3000])  # one block, one call, blocks shared by threads
 @pytest.mark.parametrize("float_dtype", [np.float32, np.float64])
 def test_predictor_finiteness_is_judged_by_the_input_not_the_pre_activations(rows, float_dtype):
