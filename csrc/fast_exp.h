@@ -155,7 +155,9 @@ static inline void fnn_exp_shift_f32(const float *x, float shift, float *y, ptrd
     for (ptrdiff_t j = 0; j < n; j++) y[j] = fnn_expf(x[j] - shift);
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT DEFAULT
+#elif defined(__GNUC__)
 #pragma GCC pop_options
 #endif
 
