@@ -786,20 +786,15 @@ fnn_sup_body_f64(const int ROWS, const int IND, ptrdiff_t k, const double *a, pt
     FNN_SUP_FORMS(SFX, W, rows, FNN_SUP_STRIDED, 1)                                         \
     FNN_SUP_FORMS(SFX, W, cols, FNN_SUP_STRIDED, cs_a)                                      \
     FNN_SUP_FORMS(SFX, W, byrow, FNN_SUP_BY_ROW, 1)                                         \
-    static void fnn_sup_avx2_##SFX(ptrdiff_t k, const W *a, ptrdiff_t rs_a, ptrdiff_t cs_a, \
-                                   const int64_t *rows, int ind,                           \
-                                   ptrdiff_t mr, ptrdiff_t nr, const W *b, ptrdiff_t bs,    \
-                                   W *c, ptrdiff_t ldc, W alpha, W beta, const W *bias,     \
-                                   W *preact, int relu) {                                   \
-        const int full = nr == fnn_sup_nr_##SFX, six = mr > 4;                              \
-        void (*f)(ptrdiff_t, const W *, ptrdiff_t, ptrdiff_t, const int64_t *, ptrdiff_t,    \
-                  ptrdiff_t, const W *, ptrdiff_t, W *, ptrdiff_t, W, W,                    \
-                  const W *, W *, int);                                                     \
-        if (ind == FNN_SUP_BY_ROW) f = FNN_SUP_PICK(SFX, byrow);                            \
-        else if (cs_a == 1) f = FNN_SUP_PICK(SFX, rows);                                    \
-        else f = FNN_SUP_PICK(SFX, cols);                                                   \
-        f(k, a, rs_a, cs_a, rows, mr, nr, b, bs, c, ldc, alpha, beta, bias, preact,         \
-          relu);                                                                            \
+    typedef void (*fnn_sup_form_##SFX)(ptrdiff_t, const W *, ptrdiff_t, ptrdiff_t,          \
+                                       const int64_t *, ptrdiff_t, ptrdiff_t, const W *,     \
+                                       ptrdiff_t, W *, ptrdiff_t, W, W, const W *, W *, int);\
+    static fnn_sup_form_##SFX fnn_sup_pick_avx2_##SFX(int ind, ptrdiff_t cs_a, ptrdiff_t nr, \
+                                                      ptrdiff_t bs, int six) {              \
+        const int full = nr == fnn_sup_nr_##SFX;                                            \
+        if (ind == FNN_SUP_BY_ROW) return FNN_SUP_PICK(SFX, byrow);                         \
+        if (cs_a == 1) return FNN_SUP_PICK(SFX, rows);                                      \
+        return FNN_SUP_PICK(SFX, cols);                                                     \
     }
 FNN_SUP_DISPATCH(f32, float)
 FNN_SUP_DISPATCH(f64, double)
@@ -967,11 +962,14 @@ FNN_AVX2 static void fnn_epilogue_avx2_f64(double *c, ptrdiff_t ldc, ptrdiff_t m
  * they also apply the fused epilogue of linear and relu layers (NULL/0: none). */
 typedef void (*FNN_S(fnn_ukr_fn))(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,
                                   T alpha, T beta, const T *bias, T *preact, int relu);
-typedef void (*FNN_S(fnn_sup_fn))(ptrdiff_t k, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                                  const int64_t *rows, int ind,
-                                  ptrdiff_t mr, ptrdiff_t nr, const T *b, ptrdiff_t bs, T *c,
-                                  ptrdiff_t ldc,
-                                  T alpha, T beta, const T *bias, T *preact, int relu);
+/* A small-problem kernel: one form (6 or 4 rows; full, edge or in-place panel; how
+ * op(A) is read), and the picker that returns the form for a panel. */
+typedef void (*FNN_S(fnn_sup_form_fn))(ptrdiff_t k, const T *a, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                       const int64_t *rows, ptrdiff_t mr, ptrdiff_t nr,
+                                       const T *b, ptrdiff_t bs, T *c, ptrdiff_t ldc, T alpha,
+                                       T beta, const T *bias, T *preact, int relu);
+typedef FNN_S(fnn_sup_form_fn) (*FNN_S(fnn_sup_pick_fn))(int ind, ptrdiff_t cs_a, ptrdiff_t nr,
+                                                         ptrdiff_t bs, int six);
 typedef void (*FNN_S(fnn_row_fn))(ptrdiff_t k, const T *a, ptrdiff_t cs_a, const T *b,
                                   ptrdiff_t ldb, ptrdiff_t n, T *c, T alpha, T beta,
                                   const T *bias, T *preact, int relu);
@@ -984,7 +982,7 @@ typedef struct {
     ptrdiff_t mr, nr;     /* register tile */
     ptrdiff_t mc, kc, nc; /* cache blocks: MC x KC of A in L2, KC x NR of B in L1 */
     FNN_S(fnn_ukr_fn) ukr;
-    FNN_S(fnn_sup_fn) sup; /* small-problem kernel, or NULL: always pack */
+    FNN_S(fnn_sup_pick_fn) sup; /* small-problem kernels, or NULL: always pack */
     FNN_S(fnn_row_fn) row; /* one row of C from B in place, or NULL */
     FNN_S(fnn_pack_t_fn) pack_t; /* transposing pack of a full NR panel, or NULL */
     FNN_S(fnn_pack_t_fn) pack_ta; /* same for a full MR panel of A (not transposed) */
@@ -1071,7 +1069,7 @@ static FNN_S(fnn_kernel_desc) FNN_S(fnn_select_kernel)(void) {
         d.mc = sizeof(T) == 4 ? 144 : 72;
         d.nc = 4080;
         d.ukr = FNN_S(fnn_ukr_avx2);
-        d.sup = FNN_S(fnn_sup_avx2);
+        d.sup = FNN_S(fnn_sup_pick_avx2);
         d.row = FNN_S(fnn_row_avx2);
         d.pack_t = sizeof(T) == 4 ? (FNN_S(fnn_pack_t_fn))fnn_pack_t16_avx2_f32
                                   : (FNN_S(fnn_pack_t_fn))fnn_pack_t8_avx2_f64;
@@ -1321,6 +1319,11 @@ static void FNN_S(fnn_sup_panel)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_
     const ptrdiff_t rs_a = g->trans_a ? 1 : g->lda, cs_a = g->trans_a ? g->lda : 1;
     const int ind = g->a_rows == NULL ? FNN_SUP_STRIDED : FNN_SUP_BY_ROW; /* never trans_a */
     const T *bias = g->bias ? g->bias + j : NULL;
+    /* The form depends on the panel, and on the rows only for a short last tile:
+     * picked once here rather than by a dispatcher per tile (a 16-argument call
+     * re-marshalled per tile: 4.9% of workload B's samples sat in it). */
+    const FNN_S(fnn_sup_form_fn) six = kd->sup(ind, cs_a, nr, bs, 1);
+    const FNN_S(fnn_sup_form_fn) four = kd->sup(ind, cs_a, nr, bs, 0);
     for (ptrdiff_t i = i0, mr; i < i1; i += mr) {
         mr = FNN_S(fnn_sup_rows)(kd->mr, i1 - i);
         T *c = g->c + i * g->ldc + j;
@@ -1329,12 +1332,13 @@ static void FNN_S(fnn_sup_panel)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_
         const int64_t *rows = ind == FNN_SUP_BY_ROW ? g->a_rows + i : NULL; /* the tile's */
         const T *abase = ind == FNN_SUP_STRIDED ? ap : g->a;
         const ptrdiff_t rs = ind == FNN_SUP_STRIDED ? rs_a : g->lda;
+        const FNN_S(fnn_sup_form_fn) f = mr > 4 ? six : four;
         if (g->epilogue_in_kernel) {
-            kd->sup(g->k, abase, rs, cs_a, rows, ind, mr, nr, bp, bs, c, g->ldc, g->alpha,
-                    g->beta, bias, preact, g->act == FNN_ACT_RELU);
+            f(g->k, abase, rs, cs_a, rows, mr, nr, bp, bs, c, g->ldc, g->alpha, g->beta, bias,
+              preact, g->act == FNN_ACT_RELU);
         } else {
-            kd->sup(g->k, abase, rs, cs_a, rows, ind, mr, nr, bp, bs, c, g->ldc, g->alpha,
-                    g->beta, NULL, NULL, 0);
+            f(g->k, abase, rs, cs_a, rows, mr, nr, bp, bs, c, g->ldc, g->alpha, g->beta, NULL,
+              NULL, 0);
             kd->epilogue(c, g->ldc, mr, nr, bias, g->act, g->act_param, preact);
         }
     }
