@@ -25,6 +25,19 @@ if _HERE not in sys.path:
 
 BACKENDS = backends.available()
 
+# Property-based tests draw the same examples on every run (derandomize) and keep
+# no example database: the suite is deterministic, so a CI run on a fresh clone
+# sees exactly what a developer saw. (A random draw once found a case that only
+# the finite-difference tolerance, not the library, got wrong: see
+# tests/test_tensor.py's check_gradients.)
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # hypothesis is a test extra; tests that need it import it themselves
+    pass
+else:
+    _hypothesis_settings.register_profile("fastnn", derandomize=True, database=None)
+    _hypothesis_settings.load_profile("fastnn")
+
 
 @pytest.fixture(params=BACKENDS)
 def backend_name(request):

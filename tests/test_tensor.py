@@ -5,13 +5,13 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fastnn
 from fastnn import backends, config
 from fastnn.tensor import Tensor, matmul, no_grad, enable_grad, tensor
-from gradcheck import assert_gradient_close, numerical_gradient
+from gradcheck import ATOL, assert_gradient_close, numerical_gradient, rounding_error
 
 
 def leaf(values):
@@ -265,7 +265,9 @@ def test_shape_errors_are_clear():
 def check_gradients(f, *arrays):
     """Compare backward() with central differences for scalar ``f`` of float64 leaves."""
     leaves = [leaf(a) for a in arrays]
-    f(*leaves).backward()
+    out = f(*leaves)
+    out.backward()
+    atol = ATOL + rounding_error(out.item())
     for i, t in enumerate(leaves):
         def scalar(values, i=i):
             args = [Tensor(values) if j == i else Tensor(arrays[j]) for j in range(len(arrays))]
@@ -274,7 +276,7 @@ def check_gradients(f, *arrays):
         numeric = numerical_gradient(scalar, np.array(arrays[i], dtype=np.float64))
         # An input the result does not depend on keeps grad None, as in PyTorch.
         analytic = np.zeros_like(numeric) if t.grad is None else t.grad.data
-        assert_gradient_close(analytic, numeric, what=f"input {i}")
+        assert_gradient_close(analytic, numeric, atol=atol, what=f"input {i}")
 
 
 def test_matmul_goes_through_the_backend_gemm(use_backend, rng, monkeypatch):
@@ -377,6 +379,9 @@ def evaluate(program, x, y):
 @settings(max_examples=25, deadline=None)
 @given(program=st.lists(step, min_size=1, max_size=6),
        seed=st.integers(0, 2**16))
+# |f| = 11.7 with gradient entries of 1e-4: the finite differences' rounding error
+# (2e-9) exceeded a tolerance that ignored it, until check_gradients counted it
+@example(program=[("rdiv", 0), ("bcast_row", 14, 26), ("exp_tanh", 3)], seed=0)
 def test_random_expressions_match_finite_differences(backend, program, seed):
     rng = np.random.default_rng(seed)
     x, y = rng.uniform(-1, 1, size=(3, 4)), rng.uniform(-1, 1, size=(3, 4))
