@@ -111,6 +111,25 @@ cdef inline void _exp_shifted(const floating *x,  # IN (n,)
             y[j] = exp(x[j] - shift)
 
 
+cdef inline double _exp_shifted_sum(const floating *x,  # IN (n,)
+                                   floating shift,
+                                   floating *y,        # OUT (n,), or NULL
+                                   Py_ssize_t n) noexcept nogil:
+    """The sum, in order in double, of e^(x[j] - shift), which go to y (if not
+    NULL; y may be x only when NULL is not needed) or through a small buffer."""
+    cdef Py_ssize_t j, j0, w
+    cdef floating buf[64]
+    cdef floating *e
+    cdef double s = 0
+    for j0 in range(0, n, 64):
+        w = min(<Py_ssize_t>64, n - j0)
+        e = (y + j0) if y != NULL else buf
+        _exp_shifted(x + j0, shift, e, w)
+        for j in range(w):
+            s += e[j]
+    return s
+
+
 cdef inline floating _expm1(floating x) noexcept nogil:
     if floating is float:
         return expm1f(x)
@@ -339,11 +358,10 @@ cdef inline void _softmax_block(const floating *x, floating *y, Py_ssize_t m, Py
     added in order in double. The values are those of one expression per
     element: x - max is rounded to the type either way.
     """
-    cdef Py_ssize_t i, j, j0, w
+    cdef Py_ssize_t i, j
     cdef const floating *xi
     cdef floating *yi
     cdef floating mx, lse
-    cdef floating buf[64]
     cdef double s
     if n <= 0 or m <= 0:
         return
@@ -352,14 +370,8 @@ cdef inline void _softmax_block(const floating *x, floating *y, Py_ssize_t m, Py
             xi = x + i * n
             yi = y + i * n
             mx = _row_max(xi, n)
-            # yi may be xi, which is read again below: the exponentials go to a buffer
-            s = 0
-            for j0 in range(0, n, 64):
-                w = min(<Py_ssize_t>64, n - j0)
-                _exp_shifted(xi + j0, mx, buf, w)
-                for j in range(w):
-                    s += buf[j]
-            lse = <floating>log(s)
+            # yi may be xi, which is read again below: the exponentials are not kept
+            lse = <floating>log(_exp_shifted_sum(xi, mx, <floating *>NULL, n))
             for j in range(n):
                 yi[j] = (xi[j] - mx) - lse
         return
@@ -672,11 +684,9 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
     Regression losses and binary cross-entropy average over the n elements;
     the categorical cross-entropies sum over the n classes.
     """
-    cdef Py_ssize_t j, j0, w
+    cdef Py_ssize_t j
     cdef double s = 0, z_sum = 0, lse
     cdef floating e, a, mx, q, tot, lo = <floating>EPSILON, hi = <floating>(1 - EPSILON)
-    cdef floating buf[64]
-    cdef floating *ex
     if n <= 0:
         return <double>NAN
     if code == LOSS_MSE:
@@ -736,15 +746,9 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
         # loss = lse(x) - sum_j t_j x_j (sum_j t_j = 1 for one-hot); stable: shift by max
         mx = _row_max(p, n)
         # the exponentials as _softmax_row computes them, into g or probs if given
-        # (a buffer otherwise), summed in order in double
-        for j0 in range(0, n, 64):
-            w = min(<Py_ssize_t>64, n - j0)
-            ex = g + j0 if g != NULL else (probs + j0 if probs != NULL else buf)
-            _exp_shifted(p + j0, mx, ex, w)
-            for j in range(w):
-                z_sum += ex[j]
-            if g != NULL and probs != NULL:
-                memcpy(probs + j0, ex, w * sizeof(floating))
+        z_sum = _exp_shifted_sum(p, mx, g if g != NULL else probs, n)
+        if g != NULL and probs != NULL:
+            memcpy(probs, g, n * sizeof(floating))
         if probs != NULL:
             # as _softmax_row: the float exponentials over their double sum
             for j in range(n):

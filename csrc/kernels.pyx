@@ -28,14 +28,11 @@ from kernels cimport (
     LOSS_BCE, LOSS_CCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SPARSE_CCE,
     act_backward, act_forward, adagrad_update as _adagrad, adam_update as _adam, all_finite_values,
     clip_values, dense_backward as _dense_backward, dense_forward as _dense_forward,
+    fnn_exp_shift_f32, fnn_expf,
     l1l2_grad as _l1l2_grad, loss_rows, n_chunks, rmsprop_update as _rmsprop, scale as _scale,
     sgd_update as _sgd, softmax_backward_rows, softmax_rows, sum_abs, sum_squares as _sum_squares,
 )
 from gemm cimport FNN_ACT_LINEAR, FNN_ACT_LOG_SOFTMAX, FNN_ACT_SOFTMAX
-
-cdef extern from "fast_exp.h" nogil:
-    float fnn_expf(float x)
-    void fnn_exp_shift_f32(const float *x, float shift, float *y, Py_ssize_t n)
 
 cdef extern from "philox.h" nogil:
     void fnn_philox_words(uint64_t k0, uint64_t k1, uint64_t start, size_t n, uint64_t *out)
