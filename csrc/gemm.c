@@ -936,24 +936,28 @@ FNN_AVX2 static void fnn_epilogue_avx2_f64(double *c, ptrdiff_t ldc, ptrdiff_t m
 #define FNN_PUBLIC_NAME fnn_sgemm
 #define FNN_PUBLIC_ROWS_NAME fnn_sgemm_rows
 #define FNN_PUBLIC_IN_PLACE_NAME fnn_sgemm_rows_in_place
+#define FNN_PUBLIC_PART_NAME fnn_sgemm_part
 #include "gemm.c"
 #undef T
 #undef FNN_S
 #undef FNN_PUBLIC_NAME
 #undef FNN_PUBLIC_ROWS_NAME
 #undef FNN_PUBLIC_IN_PLACE_NAME
+#undef FNN_PUBLIC_PART_NAME
 
 #define T double
 #define FNN_S(name) name##_f64
 #define FNN_PUBLIC_NAME fnn_dgemm
 #define FNN_PUBLIC_ROWS_NAME fnn_dgemm_rows
 #define FNN_PUBLIC_IN_PLACE_NAME fnn_dgemm_rows_in_place
+#define FNN_PUBLIC_PART_NAME fnn_dgemm_part
 #include "gemm.c"
 #undef T
 #undef FNN_S
 #undef FNN_PUBLIC_NAME
 #undef FNN_PUBLIC_ROWS_NAME
 #undef FNN_PUBLIC_IN_PLACE_NAME
+#undef FNN_PUBLIC_PART_NAME
 #undef FNN_GEMM_TEMPLATE
 
 #else /* FNN_GEMM_TEMPLATE: everything below is written once over the type T */
@@ -1561,6 +1565,42 @@ static int FNN_S(fnn_rows_in_place)(const FNN_S(fnn_gemm_args) *g,
 
 static void FNN_S(fnn_gemm_run)(const FNN_S(fnn_gemm_args) *gp, int num_threads);
 
+/* The three paths. Which one a product takes depends on its shape alone, and the
+ * k-order of an element depends on the path (the packed path adds k-blocks of KC
+ * into C; the others run one chain over all of k): a part of C computed on its
+ * own (fnn_?gemm_part) takes the path of the whole product. */
+#define FNN_PATH_ROW 0
+#define FNN_PATH_SUP 1
+#define FNN_PATH_PACKED 2
+static int FNN_S(fnn_path)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd) {
+    if (g->m <= FNN_ROW_MAX_M && !g->trans_b && kd->row != NULL) return FNN_PATH_ROW;
+    return FNN_S(fnn_use_sup)(g, kd) ? FNN_PATH_SUP : FNN_PATH_PACKED;
+}
+
+/* All of C on the calling thread by the given path. */
+static void FNN_S(fnn_run_serial)(const FNN_S(fnn_gemm_args) *g, const FNN_S(fnn_kernel_desc) *kd,
+                                  int path) {
+    if (path == FNN_PATH_ROW) {
+        FNN_S(fnn_rows_block)(g, kd, 0, g->n);
+    } else if (path == FNN_PATH_SUP && g->n < g->m) {
+        FNN_S(fnn_sup_tall)(g, kd, 1);
+    } else if (path == FNN_PATH_SUP) {
+        for (ptrdiff_t u = 0; u < FNN_CEIL_DIV(g->n, kd->nr); u++) FNN_S(fnn_sup_column)(g, kd, u);
+    } else {
+        FNN_S(fnn_gemm_block)(g, kd, 0, g->m, 0, g->n);
+    }
+}
+
+/* k == 0: C = beta*C, then the epilogue. */
+static void FNN_S(fnn_empty_product)(const FNN_S(fnn_gemm_args) *g,
+                                     const FNN_S(fnn_kernel_desc) *kd) {
+    for (ptrdiff_t i = 0; i < g->m; i++) {
+        T *ci = g->c + i * g->ldc;
+        for (ptrdiff_t j = 0; j < g->n; j++) ci[j] = g->beta == (T)0 ? (T)0 : g->beta * ci[j];
+    }
+    kd->epilogue(g->c, g->ldc, g->m, g->n, g->bias, g->act, g->act_param, g->preact);
+}
+
 int FNN_PUBLIC_IN_PLACE_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k) {
     FNN_S(fnn_gemm_args) g;
     memset(&g, 0, sizeof g);
@@ -1642,18 +1682,10 @@ void FNN_PUBLIC_ROWS_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, pt
 /* The product for arguments filled by fnn_gemm_fill. */
 static void FNN_S(fnn_gemm_run)(const FNN_S(fnn_gemm_args) *gp, int num_threads) {
     const FNN_S(fnn_gemm_args) g = *gp;
-    const int trans_b = g.trans_b;
     const ptrdiff_t m = g.m, n = g.n, k = g.k;
-    T *c = g.c;
-    const ptrdiff_t ldc = g.ldc;
-    const T beta = g.beta;
     const FNN_S(fnn_kernel_desc) kd = FNN_S(fnn_select_kernel)();
-    if (k <= 0) { /* empty product: C = beta*C, then the epilogue */
-        for (ptrdiff_t i = 0; i < m; i++) {
-            T *ci = c + i * ldc;
-            for (ptrdiff_t j = 0; j < n; j++) ci[j] = beta == (T)0 ? (T)0 : beta * ci[j];
-        }
-        kd.epilogue(c, ldc, m, n, g.bias, g.act, g.act_param, g.preact);
+    if (k <= 0) {
+        FNN_S(fnn_empty_product)(&g, &kd);
         return;
     }
     if (g.a_rows != NULL && !FNN_S(fnn_rows_in_place)(&g, &kd)) {
@@ -1662,7 +1694,8 @@ static void FNN_S(fnn_gemm_run)(const FNN_S(fnn_gemm_args) *gp, int num_threads)
         return;
     }
 
-    if (m <= FNN_ROW_MAX_M && !trans_b && kd.row != NULL) {
+    const int path = FNN_S(fnn_path)(&g, &kd);
+    if (path == FNN_PATH_ROW) {
 #ifdef _OPENMP
         FNN_S(fnn_gemm_rows)(&g, &kd, fnn_threads_for(num_threads, m, n, k));
 #else
@@ -1671,7 +1704,7 @@ static void FNN_S(fnn_gemm_run)(const FNN_S(fnn_gemm_args) *gp, int num_threads)
         return;
     }
 
-    const int sup = FNN_S(fnn_use_sup)(&g, &kd);
+    const int sup = path == FNN_PATH_SUP;
 #ifdef _OPENMP
     int nt = fnn_threads_for(num_threads, m, n, k);
     const int small = sup || (double)m * (double)n * (double)k < FNN_STALL_WORK;
@@ -1696,13 +1729,52 @@ static void FNN_S(fnn_gemm_run)(const FNN_S(fnn_gemm_args) *gp, int num_threads)
 #else
     (void)num_threads;
 #endif
-    if (sup && n < m) {
-        FNN_S(fnn_sup_tall)(&g, &kd, 1);
-    } else if (sup) {
-        for (ptrdiff_t u = 0; u < FNN_CEIL_DIV(n, kd.nr); u++) FNN_S(fnn_sup_column)(&g, &kd, u);
-    } else {
-        FNN_S(fnn_gemm_block)(&g, &kd, 0, m, 0, n);
+    FNN_S(fnn_run_serial)(&g, &kd, path);
+}
+
+void FNN_PUBLIC_PART_NAME(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                          T alpha, const T *a, ptrdiff_t lda, const int64_t *a_rows,
+                          const T *b, ptrdiff_t ldb, T beta, T *c, ptrdiff_t ldc,
+                          const T *bias, int act, T act_param, T *preact, ptrdiff_t r0,
+                          ptrdiff_t r1) {
+    if (r0 < 0) r0 = 0;
+    if (r1 > m) r1 = m;
+    if (r0 >= r1 || n <= 0) return;
+    FNN_S(fnn_gemm_args) g, part;
+    FNN_S(fnn_gemm_fill)(&g, trans_a, trans_b, m, n, k, alpha, a, lda, a_rows, b, ldb, beta, c,
+                         ldc, bias, act, act_param, preact);
+    const FNN_S(fnn_kernel_desc) kd = FNN_S(fnn_select_kernel)();
+    /* the part is a product of its own, r1 - r0 rows of the whole one */
+    part = g;
+    part.m = r1 - r0;
+    part.c = c + r0 * ldc;
+    part.preact = preact != NULL ? preact + r0 * ldc : NULL;
+    if (trans_a) part.a = a + r0; /* op(A)'s rows are stored columns */
+    else if (a_rows != NULL) part.a_rows = a_rows + r0;
+    else part.a = a + r0 * lda;
+    if (k <= 0) {
+        FNN_S(fnn_empty_product)(&part, &kd);
+        return;
     }
+    const int path = FNN_S(fnn_path)(&g, &kd);
+    if (a_rows != NULL && !FNN_S(fnn_rows_in_place)(&g, &kd)) {
+        /* gather what the part reads, as fnn_?gemm_rows gathers the whole of A */
+        const ptrdiff_t stored = trans_a ? k : part.m, width = trans_a ? part.m : k;
+        T *copy = (T *)fnn_buffer_reserve(&fnn_tls_workspace_a,
+                                         (size_t)(stored * width) * sizeof(T));
+        if (copy == NULL) { /* the plain loop reads rows where they lie */
+            FNN_S(fnn_gemm_unpacked)(&part, &kd, 0, part.m, 0, n);
+            return;
+        }
+        for (ptrdiff_t r = 0; r < stored; r++) {
+            const T *src = trans_a ? a + a_rows[r] * lda + r0 : a + part.a_rows[r] * lda;
+            memcpy(copy + r * width, src, (size_t)width * sizeof(T));
+        }
+        part.a = copy;
+        part.lda = width;
+        part.a_rows = NULL;
+    }
+    FNN_S(fnn_run_serial)(&part, &kd, path);
 }
 
 #endif /* FNN_GEMM_TEMPLATE */

@@ -57,6 +57,25 @@ void fnn_dgemm_rows(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_
                     const double *bias, int act, double act_param, double *preact,
                     int num_threads);
 
+/* Rows [r0, r1) of the fnn_?gemm_rows product (clipped to [0, m)), on the calling
+ * thread and without a parallel region of its own: for a team of threads that
+ * share out the rows of C inside their own region. The part takes the path the
+ * whole m-row product takes, so its rows are bit-identical to that product's,
+ * wherever the cut falls. a_rows may be NULL (the plain product). */
+void fnn_sgemm_part(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                    float alpha, const float *a, ptrdiff_t lda, const int64_t *a_rows,
+                    const float *b, ptrdiff_t ldb,
+                    float beta, float *c, ptrdiff_t ldc,
+                    const float *bias, int act, float act_param, float *preact,
+                    ptrdiff_t r0, ptrdiff_t r1);
+
+void fnn_dgemm_part(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                    double alpha, const double *a, ptrdiff_t lda, const int64_t *a_rows,
+                    const double *b, ptrdiff_t ldb,
+                    double beta, double *c, ptrdiff_t ldc,
+                    const double *bias, int act, double act_param, double *preact,
+                    ptrdiff_t r0, ptrdiff_t r1);
+
 /* Whether fnn_?gemm_rows reads the picked rows where they lie for this shape (1)
  * or gathers a copy of them first (0): the caller may rather gather once itself
  * when several products read the same rows. Depends on the shape only. */

@@ -27,6 +27,18 @@ cdef extern from "gemm.h" nogil:
                         double beta, double *c, Py_ssize_t ldc,
                         const double *bias, int act, double act_param, double *preact,
                         int num_threads)
+    void fnn_sgemm_part(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        float alpha, const float *a, Py_ssize_t lda, const int64_t *a_rows,
+                        const float *b, Py_ssize_t ldb,
+                        float beta, float *c, Py_ssize_t ldc,
+                        const float *bias, int act, float act_param, float *preact,
+                        Py_ssize_t r0, Py_ssize_t r1)
+    void fnn_dgemm_part(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        double alpha, const double *a, Py_ssize_t lda, const int64_t *a_rows,
+                        const double *b, Py_ssize_t ldb,
+                        double beta, double *c, Py_ssize_t ldc,
+                        const double *bias, int act, double act_param, double *preact,
+                        Py_ssize_t r0, Py_ssize_t r1)
     int fnn_sgemm_rows_in_place(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
                                 Py_ssize_t k)
     int fnn_dgemm_rows_in_place(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,

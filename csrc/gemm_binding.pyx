@@ -11,7 +11,8 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uintptr_t
 
-from gemm cimport fnn_dgemm_rows, fnn_gemm_kernel_name, fnn_sgemm_rows
+from gemm cimport (fnn_dgemm_part, fnn_dgemm_rows, fnn_gemm_kernel_name, fnn_sgemm_part,
+                   fnn_sgemm_rows)
 
 cdef extern from *:
     """
@@ -115,7 +116,7 @@ cdef cnp.ndarray _check_rows(rows, Py_ssize_t count):
 
 def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0,
          out=None, bias=None, int activation=0, double param=0.0, preact=None,
-         int num_threads=1, a_rows=None):
+         int num_threads=1, a_rows=None, part=None):
     """``out = act(alpha * op(a) @ op(b) + beta * out + bias)`` with fastnn's GEMM.
 
     Parameters
@@ -142,6 +143,11 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
         Use ``a[a_rows]`` in place of ``a`` (read where the rows lie, without a
         gathered copy, when ``a`` is not transposed and the product is small);
         the result is bit-identical to passing ``a[a_rows]``.
+    part : (int, int), optional
+        Compute only rows ``part[0]:part[1]`` of the result, on the calling
+        thread, bit-identical to those rows of the whole product (the part a
+        thread of a team computes; ``fnn_?gemm_part`` in csrc/gemm.h). The other
+        rows of ``out`` are left as they are (zeros when ``out`` is None).
 
     Returns
     -------
@@ -180,12 +186,21 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
         raise ValueError(f"gemm: inner dimensions differ: op(a) is ({m}, {k}), "
                          f"op(b) is ({kb}, {n})")
 
+    cdef Py_ssize_t r0 = 0, r1 = m
+    if part is not None:
+        try:
+            r0, r1 = part
+        except (TypeError, ValueError):
+            raise TypeError(f"gemm: part must be a pair of ints (r0, r1), got {part!r}") from None
+        if not 0 <= r0 <= r1 <= m:
+            raise ValueError(f"gemm: part must satisfy 0 <= r0 <= r1 <= {m}, got {part!r}")
+
     cdef cnp.npy_intp dims[2]
     dims[0] = m
     dims[1] = n
     cdef cnp.ndarray C, Cuser = None, Bias = None, P = None, Puser = None
     if out is None:
-        C = cnp.PyArray_EMPTY(2, dims, typenum, 0)
+        C = cnp.PyArray_ZEROS(2, dims, typenum, 0) if part is not None else cnp.PyArray_EMPTY(2, dims, typenum, 0)
         beta = 0.0  # nothing to read
     else:
         C = _check_matrix(out, "out", typenum)
@@ -243,7 +258,18 @@ def gemm(a, b, bint trans_a=False, bint trans_b=False, double alpha=1.0, double 
     cdef const int64_t *prows = NULL
     if Rows is not None:
         prows = <const int64_t *>cnp.PyArray_DATA(Rows)
-    if typenum == cnp.NPY_FLOAT32:
+    if part is not None:
+        if typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                fnn_sgemm_part(trans_a, trans_b, m, n, k, <float>alpha, <const float *>pa, lda,
+                               prows, <const float *>pb, ldb, <float>beta, <float *>pc, ldc,
+                               <const float *>pbias, activation, <float>param, <float *>pp, r0, r1)
+        else:
+            with nogil:
+                fnn_dgemm_part(trans_a, trans_b, m, n, k, alpha, <const double *>pa, lda, prows,
+                               <const double *>pb, ldb, beta, <double *>pc, ldc,
+                               <const double *>pbias, activation, param, <double *>pp, r0, r1)
+    elif typenum == cnp.NPY_FLOAT32:
         with nogil:
             fnn_sgemm_rows(trans_a, trans_b, m, n, k, <float>alpha, <const float *>pa, lda, prows,
                            <const float *>pb, ldb, <float>beta, <float *>pc, ldc,

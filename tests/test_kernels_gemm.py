@@ -475,6 +475,66 @@ def test_picked_rows_refuses_bad_row_numbers():
     assert G.gemm(data, b, a_rows=np.array([], np.int64)).shape == (0, 3)
 
 
+# ---------------------------------------------------------------- parts of a product
+
+PART_SHAPES = [
+    (1, 64, 784),    # the one-row path
+    (5, 70, 300),    # few row tiles, an edge panel
+    (32, 64, 784),   # the seed MLP's first layer at batch 32 (sup path, B in place)
+    (256, 64, 784),  # ... at batch 256: tall C
+    (784, 64, 32),   # its weight gradient x^T dz, cut by rows of dW
+    (300, 517, 263), # the packed path: k in several blocks
+    (64, 1024, 784), # packed, wide
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", PART_SHAPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+@pytest.mark.parametrize("picked", [False, True])
+def test_parts_equal_the_whole_product(m, n, k, trans_a, trans_b, picked, dtype):
+    """Rows computed part by part, wherever the cuts fall (off the tile grid, a
+    part of one row, of none), are the whole product's bits: the team training
+    step relies on it (csrc/fused.pyx)."""
+    rng = _rng(50)
+    a, b = _operands(m, n, k, dtype, trans_a, trans_b, seed=51)
+    kw = dict(alpha=1.5, beta=-0.5, bias=rng.standard_normal(n).astype(dtype),
+              activation=ACTIVATION_CODES["relu"])
+    rows = None
+    if picked:   # op(A)'s rows picked from a larger array, as the trainer reads a batch
+        data = rng.standard_normal((2 * a.shape[0] + 3, a.shape[1])).astype(dtype)
+        rows = rng.permutation(len(data))[:a.shape[0]]
+        data[rows] = a
+        a = data
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    pre_want = np.empty((m, n), dtype)
+    want = G.gemm(a, b, trans_a, trans_b, out=c0.copy(), preact=pre_want, num_threads=2,
+                  a_rows=rows, **kw)
+    for cuts in ([0, m], [0, m // 2, m], [0, 1, m // 3, m // 3, m - 1, m], [0, 5, 16, m]):
+        cuts = sorted(min(c, m) for c in cuts)
+        got, pre_got = c0.copy(), np.full((m, n), np.nan, dtype)
+        for r0, r1 in zip(cuts[:-1], cuts[1:]):
+            G.gemm(a, b, trans_a, trans_b, out=got, preact=pre_got, a_rows=rows,
+                   part=(r0, r1), **kw)
+        np.testing.assert_array_equal(got, want, err_msg=str(cuts))
+        np.testing.assert_array_equal(pre_got, pre_want, err_msg=str(cuts))
+
+
+def test_part_leaves_the_other_rows_and_checks_its_bounds():
+    a, b = _operands(9, 5, 4, np.float64, False, False, seed=52)
+    out = np.full((9, 5), 7.0)
+    G.gemm(a, b, out=out, part=(3, 6))
+    np.testing.assert_array_equal(out[3:6], (a @ b)[3:6])
+    assert (out[:3] == 7.0).all() and (out[6:] == 7.0).all()
+    np.testing.assert_array_equal(G.gemm(a, b, part=(2, 2)), np.zeros((9, 5)))
+    with pytest.raises(ValueError, match="part must satisfy"):
+        G.gemm(a, b, part=(4, 10))
+    with pytest.raises(ValueError, match="part must satisfy"):
+        G.gemm(a, b, part=(5, 4))
+    with pytest.raises(TypeError, match="part must be a pair"):
+        G.gemm(a, b, part=3)
+
+
 # ---------------------------------------------------------------- the portable kernel
 
 @pytest.fixture
