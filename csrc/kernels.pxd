@@ -43,7 +43,8 @@ from gemm cimport (FNN_ACT_ELU, FNN_ACT_EXPONENTIAL, FNN_ACT_GELU, FNN_ACT_GELU_
                    FNN_ACT_LEAKY_RELU, FNN_ACT_LINEAR, FNN_ACT_LOG_SOFTMAX, FNN_ACT_RELU,
                    FNN_ACT_SIGMOID, FNN_ACT_SOFTMAX, FNN_ACT_SOFTPLUS, FNN_ACT_TANH,
                    fnn_act_f32, fnn_act_f64, fnn_dgemm, fnn_dgemm_rows,
-                   fnn_dgemm_rows_in_place, fnn_sgemm, fnn_sgemm_rows, fnn_sgemm_rows_in_place)
+                   fnn_dgemm_part, fnn_dgemm_rows_in_place, fnn_sgemm, fnn_sgemm_part,
+                   fnn_sgemm_rows, fnn_sgemm_rows_in_place)
 
 
 cdef enum:
@@ -292,6 +293,25 @@ cdef inline void gemm_rows(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t 
     else:
         fnn_dgemm_rows(trans_a, trans_b, m, n, k, alpha, a, lda, a_rows, b, ldb, beta, c, ldc,
                        bias, act, act_param, preact, num_threads)
+
+
+cdef inline void gemm_part(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                           floating alpha, const floating *a, Py_ssize_t lda,    # IN
+                           const int64_t *a_rows,                                 # IN or NULL
+                           const floating *b, Py_ssize_t ldb,                    # IN
+                           floating beta, floating *c, Py_ssize_t ldc,           # INOUT
+                           const floating *bias, int act, floating act_param,    # IN
+                           floating *preact,                                     # OUT
+                           Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Rows r0:r1 of the gemm_rows product on the calling thread, bit-identical to
+    that product's rows (for a team that shares out the rows inside its own
+    parallel region)."""
+    if floating is float:
+        fnn_sgemm_part(trans_a, trans_b, m, n, k, alpha, a, lda, a_rows, b, ldb, beta, c, ldc,
+                       bias, act, act_param, preact, r0, r1)
+    else:
+        fnn_dgemm_part(trans_a, trans_b, m, n, k, alpha, a, lda, a_rows, b, ldb, beta, c, ldc,
+                       bias, act, act_param, preact, r0, r1)
 
 
 cdef inline bint gemm_rows_in_place(floating *dummy, bint trans_a, bint trans_b, Py_ssize_t m,
@@ -627,6 +647,20 @@ cdef inline void dz_and_bias_grad(int code, floating param,
                          min(j0 + COL_BLOCK, n), compute_dz, accumulate)
 
 
+cdef inline void bias_grad_part(const floating *dz,   # IN (m, n)
+                                floating *grad_bias,  # OUT grad_bias[j0:j1]
+                                Py_ssize_t m, Py_ssize_t n, Py_ssize_t j0,
+                                Py_ssize_t j1) noexcept nogil:
+    """Columns j0:j1 of grad_bias = sum_i dz[i, :] on the calling thread, each
+    column added row by row as dz_and_bias_grad adds it."""
+    cdef Py_ssize_t j
+    j = j0
+    while j < j1:
+        _dz_colsum_block(FNN_ACT_LINEAR, <floating>0, dz, NULL, dz, <floating *>dz, grad_bias, m, n,
+                         j, min(j + COL_BLOCK, j1), False, False)
+        j += COL_BLOCK
+
+
 cdef inline void dense_backward(const floating *grad_y,                           # IN (m, n)
                                 const floating *x, Py_ssize_t ldx, bint x_trans,  # IN (m, k)
                                 const floating *w, Py_ssize_t ldw, bint w_trans,  # IN (k, n)
@@ -791,8 +825,10 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
 cdef inline double _loss_chunk(int code, const floating *y_pred, const floating *y_true,
                                const int64_t *labels, const floating *weight, floating *grad,
                                Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t m, Py_ssize_t n,
-                               bint from_logits, floating delta, floating *probs) noexcept nogil:
-    """sum over rows r0:r1 of w_i * l_i, with the gradient rows."""
+                               bint from_logits, floating delta, floating *probs,
+                               double *values=NULL) noexcept nogil:
+    """sum over rows r0:r1 of w_i * l_i, with the gradient rows (and, if ``values``
+    is not NULL, each row's w_i * l_i in values[i])."""
     cdef Py_ssize_t i
     cdef double total = 0, l, w
     cdef bint per_class = code == LOSS_CCE or code == LOSS_SPARSE_CCE
@@ -809,7 +845,44 @@ cdef inline double _loss_chunk(int code, const floating *y_pred, const floating 
                       (grad + i * n) if grad != NULL else NULL, scale, n, from_logits, delta,
                       (probs + i * n) if probs != NULL else NULL)
         total += w * l
+        if values != NULL:
+            values[i] = w * l
     return total
+
+
+cdef inline void loss_rows_part(int code,
+                                const floating *y_pred,   # IN (m, n)
+                                const floating *y_true,   # IN (m, n) or NULL
+                                const int64_t *labels,    # IN (m,) or NULL
+                                const floating *weight,   # IN (m,) or NULL
+                                floating *grad,           # OUT rows r0:r1 of (m, n), or NULL
+                                Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t m, Py_ssize_t n,
+                                bint from_logits, double param,
+                                floating *probs,          # OUT rows r0:r1 of (m, n), or NULL
+                                double *values) noexcept nogil:   # OUT values[r0:r1]
+    """Rows r0:r1 of loss_rows on the calling thread: their gradient rows and
+    probabilities, and each row's weighted loss in ``values`` for
+    loss_rows_total, which adds them as loss_rows does. Every array is the whole
+    batch's (row i at i * n)."""
+    _loss_chunk(code, y_pred, y_true, labels, weight, grad, r0, r1, m, n, from_logits,
+                <floating>param, probs, values)
+
+
+cdef inline double loss_rows_total(const double *values,   # IN (m,) from loss_rows_part
+                                   Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """loss_rows' value from the rows' weighted losses: the same chunks, each
+    summed from zero in row order, added in chunk order, over m."""
+    cdef Py_ssize_t c, i, r0, rows = rows_per_chunk(n), nc = n_chunks(m, rows)
+    cdef double total = 0, chunk
+    if m <= 0:
+        return <double>NAN
+    for c in range(nc):
+        r0 = c * rows
+        chunk = 0
+        for i in range(r0, min(r0 + rows, m)):
+            chunk += values[i]
+        total += chunk
+    return total / m
 
 
 cdef inline double loss_rows(int code,

@@ -73,10 +73,10 @@ def _per_op_fit(model, x, y, epochs, batch_size, **kwargs):
 
 
 def _fused_fit(model, x, y, epochs, batch_size, shuffle=True, sample_weight=None,
-               threads=None, callbacks=()):
+               threads=None, callbacks=(), team=None):
     """What fit does with a runner: a permutation per epoch, then the epoch."""
     data = model._check_data(x, y, sample_weight)
-    trainer = fused.FusedTrainer(model, batch_size, threads=threads)
+    trainer = fused.FusedTrainer(model, batch_size, threads=threads, team=team)
     cbks = CallbackList(list(callbacks), model=model)
     history = {}
     for _ in range(epochs):
@@ -89,20 +89,28 @@ def _fused_fit(model, x, y, epochs, batch_size, shuffle=True, sample_weight=None
     return history, trainer
 
 
+# The fused runs every comparison makes: the serial chunk, and the team of threads
+# (csrc/fused.pyx, _team_chunk) on one thread and on two, wherever it applies.
+FUSED_RUNS = ({"team": False}, {"team": True, "threads": 1}, {"team": True, "threads": 2})
+
+
 def _assert_same_run(make, x, y, epochs=2, batch_size=8, **kwargs):
-    # make() reseeds fastnn's generator: both runs draw the same weights, orders and masks
+    # make() reseeds fastnn's generator: all runs draw the same weights, orders and masks
     a = make()
     h_ref = _per_op_fit(a, x, y, epochs, batch_size, **kwargs)
-    b = make()
-    h_fused, _ = _fused_fit(b, x, y, epochs, batch_size, **kwargs)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
-    assert a.optimizer.iterations == b.optimizer.iterations
-    for (name, sa), sb in zip(a.optimizer.get_state().items(), b.optimizer.get_state().values()):
-        if name != "iterations":
-            for u, v in zip(sa, sb):
-                np.testing.assert_array_equal(u, v)
-    assert h_ref == h_fused
+    config.set_num_threads(2)
+    for run in FUSED_RUNS:
+        b = make()
+        h_fused, _ = _fused_fit(b, x, y, epochs, batch_size, **run, **kwargs)
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb, err_msg=str(run))
+        assert a.optimizer.iterations == b.optimizer.iterations
+        for (name, sa), sb in zip(a.optimizer.get_state().items(),
+                                  b.optimizer.get_state().values()):
+            if name != "iterations":
+                for u, v in zip(sa, sb):
+                    np.testing.assert_array_equal(u, v, err_msg=str(run))
+        assert h_ref == h_fused, run
     return a, b
 
 
@@ -331,6 +339,46 @@ def test_thread_counts_give_identical_weights():
     for wa, wb in zip(results[0][0], results[1][0]):
         np.testing.assert_array_equal(wa, wb)
     assert results[0][1] == results[1][1]
+
+
+@pytest.mark.parametrize("batch_size", [64, 7])
+def test_team_of_threads_matches_the_serial_chunk(batch_size, float_dtype):
+    # Sizes where fit's default picks the team on two threads (csrc/fused.pyx,
+    # _team_chunk): dropout, value clipping, sample weights and a short last batch.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 150))
+    y = rng.integers(0, 10, 300)
+    w = rng.uniform(0.5, 2.0, 300)
+
+    def build():
+        return [layers.Dense(200, activation="relu", input_shape=(150,)), layers.Dropout(0.2),
+                layers.Dense(120, activation="tanh"), layers.Dense(10, activation="softmax")]
+    results = []
+    for threads, team in ((1, False), (2, None)):
+        model = _model(build, lambda: optimizers.Adam(1e-3, clipvalue=0.01),
+                       lambda: "sparse_categorical_crossentropy", float_dtype)
+        config.set_num_threads(2)
+        history, trainer = _fused_fit(model, x, y, epochs=2, batch_size=batch_size,
+                                      sample_weight=w, threads=threads, team=team)
+        assert trainer._trainer.uses_team == (team is None)
+        results.append((model.get_weights(), history))
+    for wa, wb in zip(results[0][0], results[1][0]):
+        np.testing.assert_array_equal(wa, wb)
+    assert results[0][1] == results[1][1]
+
+
+def test_team_declines_penalties_and_norm_clipping():
+    x, y = _data()
+    for opt, reg in ((lambda: optimizers.Adam(0.01, clipnorm=1.0), None),
+                     (lambda: optimizers.Adam(0.01, global_clipnorm=1.0), None),
+                     (OPTIMIZERS["adam"], regularizers.L2(1e-3))):
+        def build():
+            return [layers.Dense(7, activation="relu", input_shape=(6,),
+                                 kernel_regularizer=reg), layers.Dense(3)]
+        model = _model(build, opt, lambda: losses.SparseCategoricalCrossentropy(from_logits=True),
+                       "float64")
+        _, trainer = _fused_fit(model, x, y, 1, 8, threads=2, team=True)
+        assert not trainer._trainer.uses_team
 
 
 def test_switching_between_paths_shares_the_optimizer_state(float_dtype):

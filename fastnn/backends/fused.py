@@ -454,6 +454,10 @@ class FusedTrainer:
     threads : int, optional
         Run every chunk on this many threads instead of choosing between
         ``fastnn.config.get_num_threads()`` and one by timing both.
+    team : bool, optional
+        True runs every chunk's steps by one team of threads wherever the model
+        allows it (on one thread too), False never; None (default) where that
+        pays (see ``_team_chunk`` in csrc/fused.pyx). Results do not depend on it.
 
     Raises
     ------
@@ -468,9 +472,10 @@ class FusedTrainer:
     them) and rebuilds the plan if not.
     """
 
-    def __init__(self, model, batch_size, threads=None):
+    def __init__(self, model, batch_size, threads=None, team=None):
         self.model = model
         self.batch_size = int(batch_size)
+        self._team = team
         self._pinned = None if threads is None else max(1, int(threads))
         self._steps_per_chunk = 4      # first guess; adapted to CHUNK_SECONDS
         self._tuner = None
@@ -487,6 +492,7 @@ class FusedTrainer:
         from fastnn import _fused
         kwargs, self._stream_layers, self._constrained = _build_spec(self.model, self.batch_size)
         self._trainer = _fused.Trainer(**kwargs)
+        self._trainer.set_team(self._team)
         self._dtype = kwargs["dtype"]
         self._n_out = kwargs["n_out"]
         self._sparse = kwargs["loss"]["sparse"]
