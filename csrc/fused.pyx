@@ -31,8 +31,8 @@ qualifies, builds the plan and drives the chunks.
 Threads, two ways. Where a layer's weights fit a core's L2 (the seed MLP), a
 chunk runs as one team of threads (``_team_chunk``): one parallel region for the
 whole chunk, each thread taking its rows of the batch through forward, loss and
-backward, then its rows of every weight gradient and its share of the update,
-with three barriers a step. Otherwise, kernel by kernel: a GEMM gets all threads
+backward, then its rows of every weight gradient, updated as they are computed,
+with two barriers a step. Otherwise, kernel by kernel: a GEMM gets all threads
 when its work is large enough (the GEMM itself splits blocks); element-wise
 kernels get them above ``parallel_threshold``; the optimizer update runs one
 parallel loop over fixed pieces of all parameters at once. Parallel regions are
@@ -138,6 +138,8 @@ cdef struct Node:
     char *preact          # Dense: (batch, n_out) or NULL (only activations that need it)
     char *mask            # Dropout: (batch, n_out)
     char *gout            # (batch, n_out): d loss / d out, kept per node by the team step
+    int kernel_param      # Dense: index in params of the kernel (-1: not trained)
+    int bias_param        # ... and of the bias
 
 
 cdef struct Param:
@@ -573,10 +575,8 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
 #   barrier
 #   weights:  each thread computes its own rows of every weight gradient
 #             (dW = x^T dz reads every row of the batch) and its own columns of
-#             every bias gradient
-#   barrier
-#   update:   each thread clips and updates its own contiguous share of all
-#             parameters
+#             every bias gradient, and clips and updates each of those
+#             parameters right after (the optimizers are element-wise)
 #   barrier   (the next forward reads every weight)
 #
 # Every piece is computed by the very arithmetic of the serial step: the GEMM
@@ -642,7 +642,7 @@ cdef void _team_backward_rows(const Plan *p, const floating *x0, Py_ssize_t n, P
                               Py_ssize_t r1) noexcept nogil:
     """_backward's input gradients for rows r0:r1: from the last node's ``gout``
     (the loss gradient) down, each Dense node's dz left in place in its ``gout``
-    for _team_weight_grads."""
+    for _team_weights."""
     cdef int i
     cdef Py_ssize_t j, off, size
     cdef Node *nd
@@ -688,10 +688,25 @@ cdef void _team_backward_rows(const Plan *p, const floating *x0, Py_ssize_t n, P
             return
 
 
-cdef void _team_weight_grads(const Plan *p, const floating *x0, Py_ssize_t n, int tid,
-                             int nt) noexcept nogil:
+cdef inline void _team_update_slice(const Plan *p, floating *dummy, int param, Py_ssize_t start,
+                                   Py_ssize_t n, double lr, long step) noexcept nogil:
+    """Value clipping and the optimizer update of params[param][start:start + n]."""
+    cdef Param *q
+    if param < 0 or n <= 0:
+        return
+    q = &p.params[param]
+    if p.clip_kind == _CLIP_VALUE:
+        clip_values(<floating *>q.grad + start, <floating>-p.clip_value,
+                    <floating>p.clip_value, n, 1)
+    _update_piece(p, dummy, q, start, n, lr, step)
+
+
+cdef void _team_weights(const Plan *p, floating *dummy, const floating *x0, Py_ssize_t n,
+                        double lr, long step, int tid, int nt) noexcept nogil:
     """Thread tid's rows of every weight gradient (x^T dz) and columns of every
-    bias gradient, from the dz rows of the whole team."""
+    bias gradient, from the dz rows of the whole team, each updated by the
+    optimizer as soon as it is computed (while it is in cache; no other thread
+    reads or writes those parameters until the next step)."""
     cdef int i
     cdef Py_ssize_t lo, hi
     cdef Node *nd
@@ -707,33 +722,14 @@ cdef void _team_weight_grads(const Plan *p, const floating *x0, Py_ssize_t n, in
                 gemm_part(True, False, nd.n_in, nd.n_out, n, <floating>1, inp, nd.n_in, NULL,
                           <floating *>nd.gout, nd.n_out, <floating>0, <floating *>nd.grad_kernel,
                           nd.n_out, NULL, FNN_ACT_LINEAR, <floating>0, NULL, lo, hi)
+                _team_update_slice(p, dummy, nd.kernel_param, lo * nd.n_out, (hi - lo) * nd.n_out,
+                                   lr, step)
             if nd.grad_bias != NULL:
                 _share(nd.n_out, tid, nt, &lo, &hi)
                 bias_grad_part(<floating *>nd.gout, <floating *>nd.grad_bias, n, nd.n_out, lo, hi)
+                _team_update_slice(p, dummy, nd.bias_param, lo, hi - lo, lr, step)
         if not nd.needs_input_grad:
             return
-
-
-cdef void _team_update(const Plan *p, floating *dummy, double lr, long step, int tid,
-                       int nt) noexcept nogil:
-    """Thread tid's contiguous share of all parameters (in optimizer order): value
-    clipping, then the optimizer update."""
-    cdef Py_ssize_t total = 0, lo, hi, base = 0, a, b
-    cdef int i
-    cdef Param *q
-    for i in range(p.n_params):
-        total += p.params[i].size
-    _share(total, tid, nt, &lo, &hi)
-    for i in range(p.n_params):
-        q = &p.params[i]
-        a = max(lo, base) - base
-        b = min(hi, base + q.size) - base
-        if a < b:
-            if p.clip_kind == _CLIP_VALUE:
-                clip_values(<floating *>q.grad + a, <floating>-p.clip_value,
-                            <floating>p.clip_value, b - a, 1)
-            _update_piece(p, dummy, q, a, b - a, lr, step)
-        base += q.size
 
 
 cdef void _team_chunk(const Plan *p, floating *dummy,
@@ -822,9 +818,7 @@ cdef void _team_chunk(const Plan *p, floating *dummy,
         # -- weights: gradients, then (after every gradient is whole) the update
         if tid == 0:
             loss_sum[0] += loss_rows_total(p.row_loss, n, n_out) * <double>n
-        _team_weight_grads(p, xb, n, tid, nt)
-        fnn_fused_barrier()
-        _team_update(p, dummy, lrs[s], step0 + s + 1, tid, nt)
+        _team_weights(p, dummy, xb, n, lrs[s], step0 + s + 1, tid, nt)
         fnn_fused_barrier()
         s += 1
         b0 += n
@@ -925,7 +919,7 @@ cdef class Trainer:
         cdef Plan *p = &self.plan
         cdef Node *nd
         cdef Param *q
-        cdef int i, j
+        cdef int i, j, attached
         cdef Py_ssize_t t, width = n_in, piece
         dtype = np.dtype(dtype)
         if dtype != np.float32 and dtype != np.float64:
@@ -1021,6 +1015,18 @@ cdef class Trainer:
             q.l1, q.l2 = spec.get("l1", 0.0), spec.get("l2", 0.0)
             q.layer = spec.get("layer", i)
             p.any_regularized = p.any_regularized or q.regularized
+        # the team step updates each parameter with its Dense node's gradients
+        attached = 0
+        for j in range(p.n_nodes):
+            nd = &p.nodes[j]
+            nd.kernel_param = nd.bias_param = -1
+            for i in range(p.n_params):
+                if nd.grad_kernel != NULL and p.params[i].grad == nd.grad_kernel:
+                    nd.kernel_param = i
+                    attached += 1
+                elif nd.grad_bias != NULL and p.params[i].grad == nd.grad_bias:
+                    nd.bias_param = i
+                    attached += 1
         # fixed pieces of CHUNK elements (the kernels' own piece size)
         p.n_tasks = 0
         for i in range(p.n_params):
@@ -1063,8 +1069,8 @@ cdef class Trainer:
         p.decoupled = optimizer.get("decoupled", False)
         p.clip_kind = optimizer.get("clip_kind", _CLIP_NONE)
         p.clip_value = optimizer.get("clip_value", 0.0)
-        p.team_applies = not p.any_regularized and (p.clip_kind == _CLIP_NONE
-                                                    or p.clip_kind == _CLIP_VALUE)
+        p.team_applies = (not p.any_regularized and attached == p.n_params
+                          and (p.clip_kind == _CLIP_NONE or p.clip_kind == _CLIP_VALUE))
         p.team = 0
 
     cdef char *_workspace(self, shape) except? NULL:
