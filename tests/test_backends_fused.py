@@ -10,6 +10,8 @@ fastnn's generator per epoch).
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -595,7 +597,8 @@ def test_thread_tuner_keeps_the_faster_option_and_probes_less_often():
         picks.append((threads, limit))
         tuner.record(threads, cost[threads])
     # first both options are timed on short probes, then one thread wins ...
-    assert picks[:4] == [(2, 2), (1, 2), (2, 2), (1, 2)]
+    probe = tuner.PROBE_STEPS
+    assert picks[:4] == [(2, probe), (1, probe), (2, probe), (1, probe)]
     full = [t for t, limit in picks if limit is None]
     assert set(full) == {1}
     # ... and the loser is re-timed on short probes, ever more rarely
@@ -610,6 +613,20 @@ def test_thread_tuner_keeps_the_faster_option_and_probes_less_often():
         tuner.record(threads, cost[threads])
     assert tuner.choose()[0] == 2
     assert fused._ThreadTuner(1, 1).options == (1,)
+
+
+def test_thread_switches_keep_the_numbers(float_dtype, monkeypatch):
+    # Every chunk changes the thread count, so every chunk first runs the untimed step
+    # that wakes the threads (FusedTrainer._run): a call of its own, with its share of
+    # the dropout uniforms, learning rates and outputs.
+    x, y = _data()
+    picks = itertools.cycle([(2, 3), (1, None), (2, None), (1, 2), (2, 1)])
+    monkeypatch.setattr(fused._ThreadTuner, "choose", lambda self: next(picks))
+    schedule = lambda: optimizers.schedules.ExponentialDecay(0.02, 3, 0.5)  # noqa: E731
+    _assert_same_run(lambda: _model(_mlp(extra=lambda: (layers.Dropout(0.3),)),
+                                    lambda: optimizers.Adam(schedule()),
+                                    lambda: "sparse_categorical_crossentropy", float_dtype),
+                     x, y, epochs=3)
 
 
 def test_fit_and_predict_take_the_fused_path_with_the_same_numbers(float_dtype, monkeypatch):

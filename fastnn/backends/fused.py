@@ -383,10 +383,12 @@ class _ThreadTuner:
     then -- less and less often while it keeps losing.
     """
 
-    PROBE_STEPS = 2     # steps of a probe chunk (cheap even when the option is bad)
+    PROBE_STEPS = 4     # steps of a probe chunk (cheap even when the option is bad; the
+                        # first, which wakes the threads, is not timed: FusedTrainer._run)
     KEEP = 3            # recent timings kept per option (their median decides)
     FIRST_INTERVAL = 8  # chunks before the first re-timing; doubles after each loss
-    MAX_INTERVAL = 1024
+    MAX_INTERVAL = 32   # ~1 s of CHUNK_SECONDS chunks: a shared machine's load comes and
+                        # goes in spells of seconds to minutes, and a probe costs ~1 ms
 
     def __init__(self, *options):
         self.options = tuple(dict.fromkeys(options))   # distinct, in order of preference
@@ -591,9 +593,24 @@ class FusedTrainer:
         lrs = self._learning_rates(steps)
         uniforms = self._uniforms(start, stop)
         opt = self.model.optimizer
+        warm = 0
         if threads != self._active_threads:
             self._trainer.set_threads(threads, self._threshold)
             self._active_threads = threads
+            if steps > 1 and not self._constrained:
+                # The first step after a change of thread count also wakes the threads
+                # (asleep through a one-thread spell, a worker took ~0.3 ms to join, so
+                # a 2-step probe of two threads timed twice their steady step): it runs
+                # untimed, and the timing starts with the threads awake.
+                b1 = start + self.batch_size
+                loss_sum, warm = self._trainer.run(
+                    xs, ys, sample_weight, order, start, b1, lrs, opt.iterations,
+                    [u[:(b1 - start) * w] for u, w in zip(uniforms, self._stream_widths)],
+                    None if pred_out is None else pred_out[:b1 - start], loss_sum)
+                uniforms = [u[(b1 - start) * w:] for u, w in zip(uniforms, self._stream_widths)]
+                pred_out = None if pred_out is None else pred_out[b1 - start:]
+                lrs, start = lrs[warm:], b1
+                opt.iterations += warm
         t0 = time.perf_counter()
         if not self._constrained:
             loss_sum, done = self._trainer.run(xs, ys, sample_weight, order, start, stop, lrs,
@@ -621,7 +638,7 @@ class FusedTrainer:
             self._tuner.record(threads, seconds / done)
             if not probe:
                 self._adapt(seconds, done)
-        return loss_sum, done
+        return loss_sum, done + warm
 
     # -- fit's runner interface -----------------------------------------------------------
     def train_epoch(self, x, y, sample_weight, order, batch_size, callbacks):
