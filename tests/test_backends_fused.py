@@ -92,15 +92,17 @@ def _fused_fit(model, x, y, epochs, batch_size, shuffle=True, sample_weight=None
 
 
 # The fused runs every comparison makes: the serial chunk, and the team of threads
-# (csrc/fused.pyx, _team_chunk) on one thread and on two, wherever it applies.
-FUSED_RUNS = ({"team": False}, {"team": True, "threads": 1}, {"team": True, "threads": 2})
+# (csrc/fused.pyx, _team_chunk) on one, two and three threads (uneven shares of the
+# rows, more threads than this machine's cores), wherever it applies.
+FUSED_RUNS = ({"team": False}, {"team": True, "threads": 1}, {"team": True, "threads": 2},
+              {"team": True, "threads": 3})
 
 
 def _assert_same_run(make, x, y, epochs=2, batch_size=8, **kwargs):
     # make() reseeds fastnn's generator: all runs draw the same weights, orders and masks
     a = make()
     h_ref = _per_op_fit(a, x, y, epochs, batch_size, **kwargs)
-    config.set_num_threads(2)
+    config.set_num_threads(3)
     for run in FUSED_RUNS:
         b = make()
         h_fused, _ = _fused_fit(b, x, y, epochs, batch_size, **run, **kwargs)
