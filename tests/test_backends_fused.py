@@ -591,30 +591,51 @@ def test_predictor_declines_what_it_cannot_run():
 
 def test_thread_tuner_keeps_the_faster_option_and_probes_less_often():
     tuner = fused._ThreadTuner(2, 1)
-    cost = {2: 5.0, 1: 1.0}          # two threads five times slower (a busy machine)
-    tuner.record(2, 100.0)           # the first chunk warms up and is not counted
-    picks = []
+    cost = {2: 5e-4, 1: 1e-4}        # seconds per step: two threads 5x slower (a busy machine)
+    steps = 300                      # a full chunk, ~CHUNK_SECONDS of the faster option
+    tuner.record(2, 1.0, 1)          # the first chunk warms up and is not counted
+    picks, clock, probe_times = [], 0.0, []
     for _ in range(400):
         threads, limit = tuner.choose()
         picks.append((threads, limit))
-        tuner.record(threads, cost[threads])
+        n = limit or steps
+        if threads == 2 and limit is not None and len(picks) > 4:
+            probe_times.append(clock)
+        tuner.record(threads, cost[threads], n)
+        clock += cost[threads] * n
     # first both options are timed on short probes, then one thread wins ...
     probe = tuner.PROBE_STEPS
     assert picks[:4] == [(2, probe), (1, probe), (2, probe), (1, probe)]
     full = [t for t, limit in picks if limit is None]
     assert set(full) == {1}
-    # ... and the loser is re-timed on short probes, ever more rarely
-    probes = [i for i, (t, limit) in enumerate(picks) if t == 2 and i >= 4]
-    assert all(picks[i][1] == tuner.PROBE_STEPS for i in probes)
-    gaps = np.diff(probes)
-    assert len(probes) >= 3 and np.all(gaps[1:] >= gaps[:-1])
+    # ... and the loser is re-timed on short probes, ever more rarely, up to MAX_WAIT
+    # seconds of training apart
+    gaps = np.diff(probe_times)
+    assert len(probe_times) >= 5 and np.all(gaps[1:] >= gaps[:-1] - 1e-9)
+    assert gaps[-1] <= tuner.MAX_WAIT + cost[1] * steps + 1e-9
     # when the machine quietens, two threads win again
-    cost[2] = 0.5
+    cost[2] = 0.5e-4
     for _ in range(2000):
         threads, limit = tuner.choose()
-        tuner.record(threads, cost[threads])
+        tuner.record(threads, cost[threads], limit or steps)
     assert tuner.choose()[0] == 2
     assert fused._ThreadTuner(1, 1).options == (1,)
+
+
+def test_thread_tuner_spends_little_on_probing_a_slow_option():
+    # a large model: one thread takes 40 ms a step, so a probe of it costs 160 ms
+    tuner = fused._ThreadTuner(2, 1)
+    cost = {2: 0.02, 1: 0.04}
+    tuner.record(2, 1.0, 1)
+    probing = total = 0.0
+    for _ in range(5000):
+        threads, limit = tuner.choose()
+        n = limit or 2
+        tuner.record(threads, cost[threads], n)
+        total += cost[threads] * n
+        if limit is not None:
+            probing += cost[threads] * n
+    assert probing / total < 2 * tuner.PROBE_SHARE
 
 
 def test_thread_switches_keep_the_numbers(float_dtype, monkeypatch):

@@ -380,21 +380,24 @@ class _ThreadTuner:
     thread (tens of times slower than one thread when the cores are
     oversubscribed). Results do not depend on the choice, so the trainer times
     both on short probe chunks, keeps the faster, and re-times the other now and
-    then -- less and less often while it keeps losing.
+    then: after FIRST_WAIT seconds of training, then twice as long after each loss,
+    up to MAX_WAIT (a shared machine's load comes and goes in spells of seconds to
+    minutes), and never so often that probes take more than PROBE_SHARE of the
+    time (a probe of a large model's slow option can take a tenth of a second).
     """
 
     PROBE_STEPS = 4     # steps of a probe chunk (cheap even when the option is bad; the
                         # first, which wakes the threads, is not timed: FusedTrainer._run)
     KEEP = 3            # recent timings kept per option (their median decides)
-    FIRST_INTERVAL = 8  # chunks before the first re-timing; doubles after each loss
-    MAX_INTERVAL = 32   # ~1 s of CHUNK_SECONDS chunks: a shared machine's load comes and
-                        # goes in spells of seconds to minutes, and a probe costs ~1 ms
+    FIRST_WAIT = 0.25   # seconds of training before the first re-timing
+    MAX_WAIT = 2.0
+    PROBE_SHARE = 0.01
 
     def __init__(self, *options):
         self.options = tuple(dict.fromkeys(options))   # distinct, in order of preference
         self.times = {o: [] for o in self.options}
-        self.interval = self.FIRST_INTERVAL
-        self.countdown = self.interval
+        self.wait = self.FIRST_WAIT
+        self.elapsed = 0.0  # seconds of training since the last re-timing
         self.best = self.options[0]
         self.warm = False   # the first chunk pays for first touches of workspaces: not timed
 
@@ -410,16 +413,18 @@ class _ThreadTuner:
             return fewest, self.PROBE_STEPS
         best = min(self.options, key=self._score)
         if best != self.best:
-            self.best, self.interval = best, self.FIRST_INTERVAL
-        self.countdown -= 1
-        if self.countdown <= 0 and len(self.options) > 1:
+            self.best, self.wait, self.elapsed = best, self.FIRST_WAIT, 0.0
+        if len(self.options) > 1:
             other = next(o for o in self.options if o != best)
-            self.interval = min(2 * self.interval, self.MAX_INTERVAL)
-            self.countdown = self.interval
-            return other, self.PROBE_STEPS
+            probe_cost = self.PROBE_STEPS * self._score(other)
+            if self.elapsed >= max(self.wait, probe_cost / self.PROBE_SHARE):
+                self.wait = min(2 * self.wait, self.MAX_WAIT)
+                self.elapsed = 0.0
+                return other, self.PROBE_STEPS
         return best, None
 
-    def record(self, option, seconds_per_step):
+    def record(self, option, seconds_per_step, steps=1):
+        self.elapsed += seconds_per_step * steps
         if not self.warm:
             self.warm = True
             return
@@ -635,7 +640,7 @@ class FusedTrainer:
         seconds = time.perf_counter() - t0
         opt.iterations += done
         if done:
-            self._tuner.record(threads, seconds / done)
+            self._tuner.record(threads, seconds / done, done)
             if not probe:
                 self._adapt(seconds, done)
         return loss_sum, done + warm
