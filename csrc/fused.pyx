@@ -327,18 +327,27 @@ cdef void _regularize_and_clip(const Plan *p, floating *dummy) noexcept nogil:
 # Forward and backward through the node list
 # ---------------------------------------------------------------------------
 
+cdef inline void _dropout_forward(const Node *nd, const floating *src, floating *dst,
+                                  const double *u, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Dropout.forward on elements j0:j1: mask = (u >= rate) / (1 - rate) in float64,
+    cast; y = x * mask."""
+    cdef Py_ssize_t j
+    cdef floating *mask = <floating *>nd.mask
+    cdef floating keep = <floating>nd.keep_scale
+    for j in range(j0, j1):
+        mask[j] = keep if u[j] >= nd.rate else <floating>0
+        dst[j] = src[j] * mask[j]
+
+
 cdef void _forward(const Plan *p, floating *x0, const int64_t *rows, Py_ssize_t n,
                    const double **uniforms, Py_ssize_t *offsets) noexcept nogil:
     """Forward through every node on the n rows of x0; node i writes nodes[i].out.
     With ``rows`` (a first Dense node only), the batch's row i is row rows[i] of x0."""
     cdef int i
-    cdef Py_ssize_t j, size
+    cdef Py_ssize_t size
     cdef Node *nd
     cdef const floating *src = x0
     cdef floating *dst
-    cdef floating *mask
-    cdef const double *u
-    cdef floating keep
     for i in range(p.n_nodes):
         nd = &p.nodes[i]
         dst = <floating *>nd.out
@@ -356,14 +365,8 @@ cdef void _forward(const Plan *p, floating *x0, const int64_t *rows, Py_ssize_t 
                 act_forward(nd.code, <floating>nd.param, src, dst, size,
                             _threads(p, <double>size * _TRANSCENDENTAL_COST))
         else:
-            # Dropout.forward: mask = (u >= rate) / (1 - rate) in float64, cast; y = x * mask
-            mask = <floating *>nd.mask
-            u = uniforms[nd.stream] + offsets[nd.stream]
+            _dropout_forward(nd, src, dst, uniforms[nd.stream] + offsets[nd.stream], 0, size)
             offsets[nd.stream] += size
-            keep = <floating>nd.keep_scale
-            for j in range(size):
-                mask[j] = keep if u[j] >= nd.rate else <floating>0
-                dst[j] = src[j] * mask[j]
         src = dst
 
 
@@ -443,6 +446,26 @@ cdef void _gather_rows(const floating *x,          # IN (rows of the data set, n
         memcpy(out + i * n_in, x + rows[i] * n_in, n_in * sizeof(floating))
 
 
+cdef inline void _gather_targets(const Plan *p,
+                                 const floating *targets,   # IN (rows of the data set, n_out) or NULL
+                                 const int64_t *labels,     # IN (rows of the data set,) or NULL
+                                 const floating *weights,   # IN (rows of the data set,) or NULL
+                                 const int64_t *rows,       # IN (batch,) the batch's rows
+                                 Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
+    """Rows i0:i1 of the batch's targets, labels and sample weights into the plan's
+    buffers (p.targets, p.labels, p.weights)."""
+    cdef Py_ssize_t i, r, n_out = p.n_out
+    for i in range(i0, i1):
+        r = rows[i]
+        if targets != NULL:
+            memcpy(<floating *>p.targets + i * n_out, targets + r * n_out,
+                   n_out * sizeof(floating))
+        if labels != NULL:
+            p.labels[i] = labels[r]
+        if weights != NULL:
+            (<floating *>p.weights)[i] = weights[r]
+
+
 cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
                              const floating *x, Py_ssize_t x_rows,
                              const floating *targets, const int64_t *labels,
@@ -452,7 +475,7 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
                              const double **uniforms, Py_ssize_t *offsets,
                              floating *pred_out, double *loss_sum) noexcept nogil:
     """Steps over the batches [start, stop) of the epoch's order; returns the steps done."""
-    cdef Py_ssize_t b0, n, i, r, s = 0
+    cdef Py_ssize_t b0, n, s = 0
     cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
     cdef floating *x0 = <floating *>p.x0
     cdef floating *tg = <floating *>p.targets
@@ -502,14 +525,7 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
             if not in_place:
                 _gather_rows(x, index + b0, n, n_in, x0,
                              _threads(p, <double>n * n_in * _COPY_COST))
-            for i in range(n):
-                r = index[b0 + i]
-                if targets != NULL:
-                    memcpy(tg + i * n_out, targets + r * n_out, n_out * sizeof(floating))
-                if labels != NULL:
-                    p.labels[i] = labels[r]
-                if weights != NULL:
-                    wt[i] = weights[r]
+            _gather_targets(p, targets, labels, weights, index + b0, 0, n)
             xb = x if in_place else x0
             tb = tg if targets != NULL else NULL
             lb = p.labels if labels != NULL else NULL
@@ -601,13 +617,10 @@ cdef void _team_forward(const Plan *p, const floating *x0, const int64_t *rows, 
                         Py_ssize_t *offsets) noexcept nogil:
     """_forward for rows r0:r1 of the batch of n rows."""
     cdef int i
-    cdef Py_ssize_t j, off, size
+    cdef Py_ssize_t off, size
     cdef Node *nd
     cdef const floating *src = x0
     cdef floating *dst
-    cdef floating *mask
-    cdef const double *u
-    cdef floating keep
     for i in range(p.n_nodes):
         nd = &p.nodes[i]
         dst = <floating *>nd.out
@@ -628,12 +641,8 @@ cdef void _team_forward(const Plan *p, const floating *x0, const int64_t *rows, 
             else:
                 act_forward(nd.code, <floating>nd.param, src + off, dst + off, size, 1)
         else:
-            mask = <floating *>nd.mask
-            u = uniforms[nd.stream] + offsets[nd.stream]
-            keep = <floating>nd.keep_scale
-            for j in range(off, off + size):
-                mask[j] = keep if u[j] >= nd.rate else <floating>0
-                dst[j] = src[j] * mask[j]
+            _dropout_forward(nd, src, dst, uniforms[nd.stream] + offsets[nd.stream], off,
+                             off + size)
             offsets[nd.stream] += n * nd.n_out
         src = dst
 
@@ -741,7 +750,7 @@ cdef void _team_chunk(const Plan *p, floating *dummy,
                       floating *pred_out, double *loss_sum) noexcept nogil:
     """_train_chunk for one thread of the team; every thread of the region runs it."""
     cdef int tid = fnn_fused_thread_num(), nt = fnn_fused_num_threads()
-    cdef Py_ssize_t b0, n, i, r, r0, r1, s = 0
+    cdef Py_ssize_t b0, n, i, r0, r1, s = 0
     cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
     cdef Py_ssize_t offsets[16]
     cdef floating *x0 = <floating *>p.x0
@@ -782,14 +791,7 @@ cdef void _team_chunk(const Plan *p, floating *dummy,
             else:
                 _gather_rows(x, index + b0 + r0, r1 - r0, n_in, x0 + r0 * n_in, 1)
                 xb = x0
-            for i in range(r0, r1):
-                r = index[b0 + i]
-                if targets != NULL:
-                    memcpy(tg + i * n_out, targets + r * n_out, n_out * sizeof(floating))
-                if labels != NULL:
-                    p.labels[i] = labels[r]
-                if weights != NULL:
-                    wt[i] = weights[r]
+            _gather_targets(p, targets, labels, weights, index + b0, r0, r1)
             tb = tg if targets != NULL else NULL
             lb = p.labels if labels != NULL else NULL
             wb = wt if weights != NULL else NULL
