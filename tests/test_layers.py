@@ -121,6 +121,28 @@ def test_dense_with_python_activation(use_backend, f64, rng):
     np.testing.assert_allclose(layer.gradients[0], x.T @ np.cos(z), rtol=1e-13)
 
 
+def test_dense_activation_can_be_set_after_building(use_backend, f64, rng):
+    # As in Keras: the attribute takes a name, a callable or None (linear), and the
+    # layer computes with the new activation from then on.
+    layer = Dense(2, activation="relu")
+    layer.build((3,))
+    x = rng.normal(size=(4, 3))
+    z = x @ layer.kernel + layer.bias
+    layer.activation = "tanh"
+    assert isinstance(layer.activation, activations.Activation) and layer.activation.name == "tanh"
+    np.testing.assert_allclose(layer.forward(x), np.tanh(z), rtol=1e-14)
+    layer.activation = None
+    np.testing.assert_allclose(layer.forward(x), z, rtol=1e-14)
+    layer.activation = np.sin
+    assert isinstance(layer.activation, activations.CallableActivation)
+    np.testing.assert_allclose(layer.forward(x), np.sin(z), rtol=1e-14)
+    with pytest.raises(ValueError, match="units axis"):
+        layer.activation = activations.Activation("softmax", axis=0)
+    with pytest.raises(ValueError, match="did you mean 'sigmoid'"):
+        layer.activation = "sigmoind"
+    assert isinstance(layer.activation, activations.CallableActivation)  # unchanged
+
+
 def test_dense_forward_logits_skips_the_activation(use_backend, f64, rng):
     layer = Dense(3, activation="softmax", bias_initializer="random_normal")
     x = rng.normal(size=(2, 4))
@@ -256,6 +278,11 @@ def test_activation_layer_needs_an_activation():
         Activation(None)
     with pytest.raises(ValueError, match="did you mean 'sigmoid'"):
         Activation("sigmoind")
+    layer = Activation("relu")
+    layer.activation = "elu"
+    assert layer.activation.name == "elu" and layer.output_activation == "elu"
+    with pytest.raises(TypeError, match="activation"):
+        layer.activation = None
 
 
 # ----------------------------------------------------------------------------- Dropout

@@ -23,10 +23,19 @@ class Activation(Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        if activation is None:
-            raise TypeError("activation must be an activation name or callable, got None")
-        self.activation = resolve_activation(activation)
+        self.activation = activation
         self._cache = None
+
+    @property
+    def activation(self):
+        """The activation object; settable with a name or a callable, as in Keras."""
+        return self._activation
+
+    @activation.setter
+    def activation(self, identifier):
+        if identifier is None:
+            raise TypeError("activation must be an activation name or callable, got None")
+        self._activation = resolve_activation(identifier)
 
     @property
     def output_activation(self) -> str:

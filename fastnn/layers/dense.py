@@ -53,12 +53,7 @@ class Dense(Layer):
                  kernel_constraint=None, bias_constraint=None, input_shape=None, **kwargs):
         super().__init__(input_shape=input_shape, **kwargs)
         self.units = check_int(units, "units", minimum=1)
-        self.activation = resolve_activation(activation)
-        if getattr(self.activation, "axis", -1) not in (-1, 1):
-            raise ValueError(
-                f"Dense applies its activation over the units axis (-1); got "
-                f"{self.activation!r}; use an Activation layer for another axis"
-            )
+        self.activation = activation
         if not isinstance(use_bias, bool):
             raise TypeError(f"use_bias must be True or False, got {use_bias!r}")
         self.use_bias = use_bias
@@ -91,6 +86,22 @@ class Dense(Layer):
             self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
                                         self.bias_regularizer, self.bias_constraint)
         self._cache = None
+
+    @property
+    def activation(self):
+        """The activation object; set it with anything ``activation=`` accepts (a name, a
+        callable, None for linear), before or after the layer is built, as in Keras."""
+        return self._activation
+
+    @activation.setter
+    def activation(self, identifier):
+        act = resolve_activation(identifier)
+        if getattr(act, "axis", -1) not in (-1, 1):
+            raise ValueError(
+                f"Dense applies its activation over the units axis (-1); got "
+                f"{act!r}; use an Activation layer for another axis"
+            )
+        self._activation = act
 
     # -- forward and backward ------------------------------------------------------------
     @property
