@@ -685,6 +685,136 @@ def test_fit_and_predict_take_the_fused_path_with_the_same_numbers(float_dtype, 
     np.testing.assert_allclose(b.predict_on_batch(xs[:1]), b.forward(xs[:1]), rtol=rtol)
 
 
+class _ChangeAtEpoch(Callback):
+    """Changes the model at the start of epoch 1, as schedules of hyper-parameters do."""
+
+    def __init__(self, change):
+        super().__init__()
+        self.change = change
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            self.change(self.model)
+
+
+# tanh computed by NumPy: an activation the compiled step does not run
+_python_tanh = fastnn.activations.CallableActivation(np.tanh, derivative=lambda x, y: 1 - y * y)
+
+
+def _set(obj, name, value):
+    setattr(obj, name, value)
+
+
+# What a callback may change between epochs, and the model it changes.
+MODEL_CHANGES = {
+    "adam beta_1": ("adam", lambda m: _set(m.optimizer, "beta_1", 0.5)),
+    "adam epsilon": ("adam", lambda m: _set(m.optimizer, "epsilon", 0.1)),
+    "sgd momentum": ("momentum", lambda m: _set(m.optimizer, "momentum", 0.2)),
+    "clipnorm": ("adam", lambda m: _set(m.optimizer, "clipnorm", 0.01)),
+    "clipvalue": ("rmsprop", lambda m: _set(m.optimizer, "clipvalue", 1e-3)),
+    "dropout rate": ("adam", lambda m: _set(m.layers[1], "rate", 0.8)),
+    "activation": ("adam", lambda m: _set(m.layers[0], "activation", "tanh")),
+    "l2 factor": ("adam", lambda m: _set(m.layers[2].kernel_regularizer, "l2", 0.5)),
+    # not fused any more: the rest of the fit runs on the per-op loop
+    "python activation": ("adam", lambda m: _set(m.layers[0], "activation", _python_tanh)),
+}
+
+
+@pytest.mark.parametrize("change", sorted(MODEL_CHANGES))
+def test_fit_follows_callbacks_that_change_the_model(change, monkeypatch):
+    # The compiled plan is read off the model before every chunk: a change made by an
+    # epoch-level callback (no batch hooks, so fit takes the fused runner) shows in
+    # the numbers exactly as on the per-op path.
+    from fastnn import backends
+    if not hasattr(backends.get("fast"), "fused_fit_plan"):
+        pytest.skip("the fast backend does not offer the fused plans")
+    calls = []
+    real = fused.FusedTrainer.train_epoch
+
+    def spy(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(fused.FusedTrainer, "train_epoch", spy)
+    optimizer, edit = MODEL_CHANGES[change]
+    x, y = _data(n=90)
+
+    def build():
+        return [layers.Dense(9, activation="relu", input_shape=(6,)), layers.Dropout(0.3),
+                layers.Dense(5, activation="relu", kernel_regularizer=regularizers.L2(0.01)),
+                layers.Dense(3, activation="softmax")]
+    make = lambda: _model(build, OPTIMIZERS[optimizer],  # noqa: E731
+                          lambda: "sparse_categorical_crossentropy", "float64")
+    a = make()
+    h_ref = a.fit(x, y, epochs=3, batch_size=16, verbose=0,
+                  callbacks=[_ChangeAtEpoch(edit), _EveryBatch()]).history
+    b = make()
+    h = b.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[_ChangeAtEpoch(edit)]).history
+    # the runner ran epoch 0, and epochs 1 and 2 unless the change made it decline
+    assert len(calls) == 2 if change == "python activation" else len(calls) == 3
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert h == h_ref
+
+
+def test_fit_finishes_an_epoch_on_the_per_op_loop_when_the_model_stops_qualifying():
+    # A callback that accepts chunks changes the model halfway through an epoch into
+    # one the compiled step does not cover: the runner stops before its next chunk,
+    # and fit goes on from that batch on the per-op loop (same loss sum, metrics and
+    # order), exactly as if the per-op loop had run throughout with the change made
+    # after the same batch.
+    x, y = _data(n=200)
+
+    class Switch(Callback):
+        supports_chunked_batches = True
+
+        def __init__(self, at=None):
+            super().__init__()
+            self.at, self.done = at, False
+
+        def on_train_batch_end(self, batch, logs=None):
+            if not self.done and (self.at is None or batch == self.at):
+                self.model.layers[0].activation = _python_tanh
+                self.done, self.at = True, batch
+
+    def build():
+        return [layers.Dense(9, activation="relu", input_shape=(6,)), layers.Dropout(0.3),
+                layers.Dense(3, activation="softmax")]
+    make = lambda: _model(build, OPTIMIZERS["adam"],  # noqa: E731
+                          lambda: "sparse_categorical_crossentropy", "float64")
+    b = make()
+    switch = Switch()
+    h = b.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[switch]).history
+    assert switch.done and switch.at < 24        # within the first of 25 batches
+    a = make()
+    h_ref = a.fit(x, y, epochs=2, batch_size=8, verbose=0,
+                  callbacks=[Switch(at=switch.at), _EveryBatch()]).history
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert h == h_ref
+
+
+def test_predict_follows_activation_changes():
+    # The predictor checks the activations per call: another fused activation is
+    # built into a new plan; a Python one sends predict to the layers' forward.
+    model = _predict_model("float64")
+    x = np.random.default_rng(3).standard_normal((40, 30))
+    before = model.predict(x, verbose=0)
+    for activation in ("sigmoid", _python_tanh, "elu"):
+        model.layers[0].activation = activation
+        got = model.predict(x, verbose=0)
+        assert not np.allclose(got, before)
+        np.testing.assert_allclose(got, model.forward(x, training=False), rtol=1e-12)
+        np.testing.assert_allclose(model.predict_on_batch(x[:1]), got[:1], rtol=1e-12)
+    # an Activation layer's activation, and a parameter of an activation object
+    model.layers[4].activation = "relu"
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.forward(x), rtol=1e-12)
+    model = _predict_model("float64")
+    model.layers[0].activation = "leaky_relu"
+    model.predict(x, verbose=0)
+    model.layers[0].activation.param = 0.9
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.forward(x), rtol=1e-12)
+
+
 def test_input_flatten_and_one_dimensional_binary_targets(float_dtype):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((50, 3, 4))

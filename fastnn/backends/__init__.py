@@ -75,11 +75,29 @@ Randomness
     dropout_mask(shape, rate, rng, dtype) -> mask     0 or 1/(1-rate)
 
 The fast backend may add ops of its own (the fused training step); callers
-check with ``hasattr`` and fall back to the per-op path.
+check with ``hasattr`` and fall back to the per-op path. A compiled plan that
+finds the model changed into one it does not cover (a callback or the user set
+a Python activation, say) raises :class:`PlanDeclined`; the model then drops the
+plan and goes on with the per-op path.
 """
 from __future__ import annotations
 
-__all__ = ["get", "available", "ACTIVATION_CODES", "fast_import_error"]
+__all__ = ["get", "available", "ACTIVATION_CODES", "fast_import_error", "PlanDeclined"]
+
+
+class PlanDeclined(Exception):
+    """A compiled plan (fused trainer or predictor) cannot run the model as it now is.
+
+    Raised between steps, never halfway through one. ``progress`` is None, or, for
+    an epoch of ``fit`` that the plan had begun, ``(batch, start, loss_sum, seen)``:
+    the index of the next batch, its first position in the epoch's order, and the
+    running loss sum (batch loss times batch size) over the ``seen`` samples so far,
+    from which the per-op loop finishes the epoch.
+    """
+
+    def __init__(self, reason, progress=None):
+        super().__init__(reason)
+        self.progress = progress
 
 # Shared with csrc/activations.h (FNN_ACT_*): change both together.
 ACTIVATION_CODES = {

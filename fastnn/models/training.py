@@ -49,12 +49,14 @@ Inference has the same kind of seam: if the backend has ``fused_predict_plan``,
 ``predict(x, check_finite=True)`` maps a batch (C-contiguous, the model's dtype
 and input shape, values not yet tested) to the outputs of
 ``model.forward(x, training=False)``, or to None if ``x`` holds a NaN or an
-infinity (the model then raises); or the plan is None. :meth:`predict`,
+infinity (the model then raises), or raises ``PlanDeclined`` when the model
+changed into one it does not cover (the model then drops it and runs its
+layers); or the plan is None. :meth:`predict`,
 ``predict_on_batch`` and ``model(x)`` then use it; :meth:`predict` hands it
 many batches per call unless a callback must see every predict batch. The
 predictor is asked for once per backend and layer stack (it must notice
-itself when ``set_weights``-style in-place changes or rebuilt layers matter;
-the arrays stay the same objects unless a layer is rebuilt).
+itself when ``set_weights``-style in-place changes, rebuilt layers or a new
+activation matter; the arrays stay the same objects unless a layer is rebuilt).
 """
 from __future__ import annotations
 
@@ -558,14 +560,19 @@ class TrainingMixin:
         )
 
     # -- the epoch loop (the default runner; see the module docstring for the seam) -------
-    def _train_epoch(self, data, order, batch_size, callbacks, epoch, state):
+    def _train_epoch(self, data, order, batch_size, callbacks, epoch, state, resume=None):
         """One pass over ``data`` (or over the rows ``order`` lists) in mini-batches;
-        returns the epoch logs."""
+        returns the epoch logs. ``resume`` = ``(batch, start, loss_sum, seen)`` goes
+        on with an epoch a compiled runner began (``PlanDeclined.progress``): from
+        batch ``batch`` at position ``start``, the metrics as they are."""
         n = data.x.shape[0] if order is None else len(order)
-        self._reset_metrics()
-        loss_sum, seen = 0.0, 0
+        if resume is None:
+            self._reset_metrics()
+            first_batch, first, loss_sum, seen = 0, 0, 0.0, 0
+        else:
+            first_batch, first, loss_sum, seen = resume
         want_output = self._has_metrics()
-        for batch, start in enumerate(range(0, n, batch_size)):
+        for batch, start in enumerate(range(first, n, batch_size), start=first_batch):
             index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
             xb, yb = data.x[index], data.y[index]
             wb = None if data.weights is None else data.weights[index]
@@ -734,8 +741,16 @@ class TrainingMixin:
             if runner is None:
                 logs = self._train_epoch(data, order, batch_size, cbks, epoch, state)
             else:
-                logs = runner.train_epoch(data.x, data.y, data.weights, order, batch_size, cbks)
-                self._check_finite(logs.get("loss", 0.0), epoch, None, state)
+                try:
+                    logs = runner.train_epoch(data.x, data.y, data.weights, order, batch_size,
+                                              cbks)
+                    self._check_finite(logs.get("loss", 0.0), epoch, None, state)
+                except backends.PlanDeclined as declined:
+                    # a callback changed the model into one the runner does not cover:
+                    # this epoch goes on, and the rest of the fit runs, on the Python loop
+                    runner = None
+                    logs = self._train_epoch(data, order, batch_size, cbks, epoch, state,
+                                             resume=declined.progress)
             if val is not None and should_validate(epoch):
                 val_logs = self._evaluate_data(val, validation_batch_size, cbks,
                                                max_batches=validation_steps)
@@ -856,11 +871,17 @@ class TrainingMixin:
         A NaN or infinity raises the usual ValueError, counted over ``whole``
         (the array ``x`` is part of) when given."""
         predictor = self._fused_predictor()
+        if predictor is not None:
+            try:
+                y = predictor.predict(x, check_finite=True)
+            except backends.PlanDeclined:
+                # the model changed into one the predictor does not cover
+                self._predictor_cache = (self._predictor_cache[0], None)
+                predictor = None
         if predictor is None:
             if not _all_finite(x):
                 _raise_nonfinite(x if whole is None else whole, name)
             return self.forward(x, training=False)
-        y = predictor.predict(x, check_finite=True)
         if y is None:
             _raise_nonfinite(x if whole is None else whole, name)
         return y
