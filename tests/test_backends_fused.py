@@ -756,13 +756,16 @@ def test_fit_follows_callbacks_that_change_the_model(change, monkeypatch):
     assert h == h_ref
 
 
-def test_fit_finishes_an_epoch_on_the_per_op_loop_when_the_model_stops_qualifying():
-    # A callback that accepts chunks changes the model halfway through an epoch into
-    # one the compiled step does not cover: the runner stops before its next chunk,
-    # and fit goes on from that batch on the per-op loop (same loss sum, metrics and
-    # order), exactly as if the per-op loop had run throughout with the change made
-    # after the same batch.
+@pytest.mark.parametrize("change", ["python activation", "adam beta_1"])
+def test_fit_follows_changes_made_halfway_through_an_epoch(change):
+    # A callback that accepts chunks changes the model after some batch of the first
+    # epoch: the change holds from the next chunk, exactly as on the per-op loop with
+    # the change made after the same batch. A model the compiled step no longer
+    # covers makes the runner stop before its next chunk, and fit goes on from that
+    # batch on the per-op loop (same loss sum, metrics and order).
     x, y = _data(n=200)
+    edit = {"python activation": lambda m: _set(m.layers[0], "activation", _python_tanh),
+            "adam beta_1": lambda m: _set(m.optimizer, "beta_1", 0.3)}[change]
 
     class Switch(Callback):
         supports_chunked_batches = True
@@ -773,7 +776,7 @@ def test_fit_finishes_an_epoch_on_the_per_op_loop_when_the_model_stops_qualifyin
 
         def on_train_batch_end(self, batch, logs=None):
             if not self.done and (self.at is None or batch == self.at):
-                self.model.layers[0].activation = _python_tanh
+                edit(self.model)
                 self.done, self.at = True, batch
 
     def build():

@@ -471,6 +471,16 @@ def _exact_in_chunks(metric, n_out):
     return False
 
 
+def _hooks_may_change_model(callbacks):
+    """Whether some callback's train batch hook may change the model between chunks:
+    any but fastnn's own chunked callbacks, which only read the logs (History,
+    ProgbarLogger, TerminateOnNaN; TerminateOnNaN sets ``stop_training``, which the
+    loop reads itself)."""
+    from fastnn.callbacks import History, ProgbarLogger, TerminateOnNaN
+    readers = (History, ProgbarLogger, TerminateOnNaN)
+    return any(type(cb) not in readers for cb in callbacks._implementing("train"))
+
+
 class FusedTrainer:
     """Runs ``fit``'s epochs for one model through the compiled training loop.
 
@@ -699,12 +709,17 @@ class FusedTrainer:
         if order is not None:
             order = np.ascontiguousarray(order, dtype=np.int64)
         chunked = [_exact_in_chunks(m, self._n_out) for m in metrics]
+        # The plan is read off the model again before the epoch's first chunk, and
+        # before every chunk if a batch hook between chunks may change the model
+        # (reading it costs ~0.3 ms: 1% of a 30 ms chunk).
+        watch = _hooks_may_change_model(callbacks)
         loss_sum, seen, start, batch = 0.0, 0, 0, 0
         logs = {"loss": float("nan")}
         bs = self.batch_size
         while start < n:
             try:
-                self._refresh()
+                if start == 0 or watch:
+                    self._refresh()
             except _Decline as exc:
                 # the model changed into one the plan does not cover: fit finishes
                 # the epoch (and the rest) on the per-op loop from here
