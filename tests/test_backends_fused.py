@@ -652,10 +652,11 @@ def test_thread_switches_keep_the_numbers(float_dtype, monkeypatch):
                      x, y, epochs=3)
 
 
-def test_fit_and_predict_take_the_fused_path_with_the_same_numbers(float_dtype, monkeypatch):
+def _count_runner_epochs(monkeypatch):
+    """A list that gets an item per epoch fit runs through the fused runner (skips
+    the test if the fast backend does not offer the runner)."""
     from fastnn import backends
-    ops = backends.get("fast")
-    if not hasattr(ops, "fused_fit_plan"):
+    if not hasattr(backends.get("fast"), "fused_fit_plan"):
         pytest.skip("the fast backend does not offer the fused plans")
     calls = []
     real = fused.FusedTrainer.train_epoch
@@ -664,6 +665,11 @@ def test_fit_and_predict_take_the_fused_path_with_the_same_numbers(float_dtype, 
         calls.append(1)
         return real(self, *args, **kwargs)
     monkeypatch.setattr(fused.FusedTrainer, "train_epoch", spy)
+    return calls
+
+
+def test_fit_and_predict_take_the_fused_path_with_the_same_numbers(float_dtype, monkeypatch):
+    calls = _count_runner_epochs(monkeypatch)
     x, y = _data(n=90)
 
     def build():
@@ -725,16 +731,7 @@ def test_fit_follows_callbacks_that_change_the_model(change, monkeypatch):
     # The compiled plan is read off the model before every chunk: a change made by an
     # epoch-level callback (no batch hooks, so fit takes the fused runner) shows in
     # the numbers exactly as on the per-op path.
-    from fastnn import backends
-    if not hasattr(backends.get("fast"), "fused_fit_plan"):
-        pytest.skip("the fast backend does not offer the fused plans")
-    calls = []
-    real = fused.FusedTrainer.train_epoch
-
-    def spy(self, *args, **kwargs):
-        calls.append(1)
-        return real(self, *args, **kwargs)
-    monkeypatch.setattr(fused.FusedTrainer, "train_epoch", spy)
+    calls = _count_runner_epochs(monkeypatch)
     optimizer, edit = MODEL_CHANGES[change]
     x, y = _data(n=90)
 
