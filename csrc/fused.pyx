@@ -1346,6 +1346,7 @@ cdef class Predictor:
     cdef int typenum
     cdef list _keep
     cdef cnp.ndarray _small   # workspace of two (block, width) buffers per thread
+    cdef bint _busy           # a call is using _small (see predict)
 
     def __cinit__(self):
         self.nodes = NULL
@@ -1432,37 +1433,54 @@ cdef class Predictor:
         cdef Py_ssize_t i, flops = 0, block = self.block, width = self.width
         cdef int threads = 1, gemm_threads = 1
         cdef bint finite = True
+        cdef cnp.ndarray work
+        cdef bint own
         for i in range(self.n_nodes):
             flops += self.nodes[i].n_in * self.nodes[i].n_out
         flops *= n
         if self.max_threads > 1 and flops >= self.threshold:
             threads = self.max_threads
-        if n <= block:
-            # one block through the stack; a big GEMM still splits between threads
-            pw = <char *>cnp.PyArray_DATA(self._small)
+        # The workspace: the predictor's own, unless another Python thread's call is
+        # using it (the GEMMs run without the GIL), in which case this call takes a
+        # fresh one: calls from several threads at once each get their own buffers
+        # (sharing one gave wrong outputs). Taken and released while holding the
+        # GIL, so the test and the claim cannot interleave; `work` keeps the buffer
+        # alive even if set_threads replaces it meanwhile.
+        own = not self._busy
+        if own:
+            self._busy = True
+            work = self._small
+        else:
+            work = np.empty(2 * threads * block * width, self.dtype)
+        pw = <char *>cnp.PyArray_DATA(work)
+        try:
+            if n <= block:
+                # one block through the stack; a big GEMM still splits between threads
+                with nogil:
+                    if self.typenum == cnp.NPY_FLOAT64:
+                        finite = _predict_rows(self.nodes, self.n_nodes, <double *>px, n,
+                                               <double *>pw, (<double *>pw) + n * width,
+                                               <double *>po, threads, threads, check_finite)
+                    else:
+                        finite = _predict_rows(self.nodes, self.n_nodes, <float *>px, n,
+                                               <float *>pw, (<float *>pw) + n * width,
+                                               <float *>po, threads, threads, check_finite)
+                return out if finite else None
+            # Larger inputs: whole-stack blocks, shared by the threads (GEMMs
+            # single-threaded). On one thread too: a block's GEMMs may take another path
+            # than one GEMM over all n rows (wide layers: k cut in blocks or not), so the
+            # same blocks on any thread count give the same bits; they also keep the
+            # activations in cache instead of allocating two (n, width) buffers per call.
             with nogil:
                 if self.typenum == cnp.NPY_FLOAT64:
-                    finite = _predict_rows(self.nodes, self.n_nodes, <double *>px, n,
-                                           <double *>pw, (<double *>pw) + n * width,
-                                           <double *>po, threads, threads, check_finite)
+                    finite = _predict_blocks(self.nodes, self.n_nodes, <double *>px, n,
+                                             self.n_in, self.n_out, <double *>pw, block, width,
+                                             <double *>po, threads, check_finite)
                 else:
-                    finite = _predict_rows(self.nodes, self.n_nodes, <float *>px, n,
-                                           <float *>pw, (<float *>pw) + n * width,
-                                           <float *>po, threads, threads, check_finite)
+                    finite = _predict_blocks(self.nodes, self.n_nodes, <float *>px, n,
+                                             self.n_in, self.n_out, <float *>pw, block, width,
+                                             <float *>po, threads, check_finite)
             return out if finite else None
-        # Larger inputs: whole-stack blocks, shared by the threads (GEMMs single-threaded).
-        # On one thread too: a block's GEMMs may take another path than one GEMM over
-        # all n rows (wide layers: k cut in blocks or not), so the same blocks on any
-        # thread count give the same bits; they also keep the activations in cache
-        # instead of allocating two (n, width) buffers per call.
-        pw = <char *>cnp.PyArray_DATA(self._small)
-        with nogil:
-            if self.typenum == cnp.NPY_FLOAT64:
-                finite = _predict_blocks(self.nodes, self.n_nodes, <double *>px, n, self.n_in,
-                                         self.n_out, <double *>pw, block, width, <double *>po,
-                                         threads, check_finite)
-            else:
-                finite = _predict_blocks(self.nodes, self.n_nodes, <float *>px, n, self.n_in,
-                                         self.n_out, <float *>pw, block, width, <float *>po,
-                                         threads, check_finite)
-        return out if finite else None
+        finally:
+            if own:
+                self._busy = False
