@@ -1071,6 +1071,19 @@ cdef class Trainer:
         p.decoupled = optimizer.get("decoupled", False)
         p.clip_kind = optimizer.get("clip_kind", _CLIP_NONE)
         p.clip_value = optimizer.get("clip_value", 0.0)
+        # every state array the update reads, present: a missing one would be a NULL
+        # read in the update kernel
+        needed = {_OPT_SGD: (p.h0 > 0, False, False),
+                  _OPT_ADAM: (True, True, bool(p.flag0)),
+                  _OPT_RMSPROP: (True, p.h2 > 0, bool(p.flag0)),
+                  _OPT_ADAGRAD: (True, False, False)}[p.opt]
+        for i in range(p.n_params):
+            q = &p.params[i]
+            for k, (need, have) in enumerate(zip(needed, (q.s0 != NULL, q.s1 != NULL,
+                                                          q.s2 != NULL))):
+                if need and not have:
+                    raise ValueError(f"params[{i}]: the optimizer's settings need state "
+                                     f"array {k}, which is missing")
         p.team_applies = (not p.any_regularized and attached == p.n_params
                           and (p.clip_kind == _CLIP_NONE or p.clip_kind == _CLIP_VALUE))
         p.team = 0

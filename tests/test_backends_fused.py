@@ -752,9 +752,25 @@ MODEL_CHANGES = {
     "dropout rate": ("adam", lambda m: _set(m.layers[1], "rate", 0.8)),
     "activation": ("adam", lambda m: _set(m.layers[0], "activation", "tanh")),
     "l2 factor": ("adam", lambda m: _set(m.layers[2].kernel_regularizer, "l2", 0.5)),
+    # the layer's attributes after build: neither path takes them up (the variables
+    # keep what they were built with, as in Keras)
+    "regularizer replaced": ("adam", lambda m: _set(m.layers[2], "kernel_regularizer",
+                                                    regularizers.L2(0.5))),
+    "constraint set": ("adam", lambda m: _set(m.layers[2], "kernel_constraint",
+                                              constraints.MaxNorm(0.3))),
+    # options whose state did not exist yet: it is made then (the fused update read a
+    # NULL state array and crashed the interpreter)
+    "sgd momentum turned on": ("sgd", lambda m: _set(m.optimizer, "momentum", 0.9)),
+    "amsgrad turned on": ("adam", lambda m: _set(m.optimizer, "amsgrad", True)),
+    "rmsprop momentum turned on": ("rmsprop", lambda m: _set(m.optimizer, "momentum", 0.5)),
+    "rmsprop centered turned on": ("rmsprop", lambda m: _set(m.optimizer, "centered", True)),
     # not fused any more: the rest of the fit runs on the per-op loop
     "python activation": ("adam", lambda m: _set(m.layers[0], "activation", _python_tanh)),
+    "weighted metrics": ("adam", lambda m: m.compile(optimizer=m.optimizer, loss=m.loss,
+                                                      metrics=["accuracy"],
+                                                      weighted_metrics=["accuracy"])),
 }
+DECLINING_CHANGES = ("python activation", "weighted metrics")
 
 
 @pytest.mark.parametrize("change", sorted(MODEL_CHANGES))
@@ -778,19 +794,21 @@ def test_fit_follows_callbacks_that_change_the_model(change, monkeypatch):
     b = make()
     h = b.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[_ChangeAtEpoch(edit)]).history
     # the runner ran epoch 0, and epochs 1 and 2 unless the change made it decline
-    assert len(calls) == 2 if change == "python activation" else len(calls) == 3
+    assert len(calls) == (2 if change in DECLINING_CHANGES else 3)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     assert h == h_ref
 
 
+@pytest.mark.parametrize("hook", ["on_train_batch_begin", "on_train_batch_end"])
 @pytest.mark.parametrize("change", ["python activation", "adam beta_1"])
-def test_fit_follows_changes_made_halfway_through_an_epoch(change):
-    # A callback that accepts chunks changes the model after some batch of the first
-    # epoch: the change holds from the next chunk, exactly as on the per-op loop with
-    # the change made after the same batch. A model the compiled step no longer
-    # covers makes the runner stop before its next chunk, and fit goes on from that
-    # batch on the per-op loop (same loss sum, metrics and order).
+def test_fit_follows_changes_made_halfway_through_an_epoch(change, hook):
+    # A callback that accepts chunks changes the model in a batch hook of the first
+    # epoch: from the batch that begins (or the one after the batch that ends), as on
+    # the per-op loop with the change made in the same hook of the same batch. A
+    # model the compiled step no longer covers makes the runner stop before its next
+    # chunk, and fit goes on from that batch on the per-op loop (same loss sum,
+    # metrics and order; that batch's begin hook not called twice).
     x, y = _data(n=200)
     edit = {"python activation": lambda m: _set(m.layers[0], "activation", _python_tanh),
             "adam beta_1": lambda m: _set(m.optimizer, "beta_1", 0.3)}[change]
@@ -800,12 +818,25 @@ def test_fit_follows_changes_made_halfway_through_an_epoch(change):
 
         def __init__(self, at=None):
             super().__init__()
-            self.at, self.done = at, False
+            self.at, self.done, self.begun, self.epoch = at, False, [], None
 
-        def on_train_batch_end(self, batch, logs=None):
-            if not self.done and (self.at is None or batch == self.at):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def _maybe(self, batch):
+            # the first call after batch 0 (mid-epoch), or batch `at`
+            if not self.done and (batch == self.at if self.at is not None else batch > 0):
                 edit(self.model)
                 self.done, self.at = True, batch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.begun.append((self.epoch, batch))
+            if hook == "on_train_batch_begin":
+                self._maybe(batch)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if hook == "on_train_batch_end":
+                self._maybe(batch)
 
     def build():
         return [layers.Dense(9, activation="relu", input_shape=(6,)), layers.Dropout(0.3),
@@ -815,7 +846,8 @@ def test_fit_follows_changes_made_halfway_through_an_epoch(change):
     b = make()
     switch = Switch()
     h = b.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[switch]).history
-    assert switch.done and switch.at < 24        # within the first of 25 batches
+    assert switch.done and 0 < switch.at < 24    # within the first of 25 batches
+    assert len(switch.begun) == len(set(switch.begun))   # no batch begun twice
     a = make()
     h_ref = a.fit(x, y, epochs=2, batch_size=8, verbose=0,
                   callbacks=[Switch(at=switch.at), _EveryBatch()]).history
@@ -842,8 +874,61 @@ def test_predict_follows_activation_changes():
     model = _predict_model("float64")
     model.layers[0].activation = "leaky_relu"
     model.predict(x, verbose=0)
+    # an activation object changed in place: its parameter, its name, a softmax's axis
     model.layers[0].activation.param = 0.9
     np.testing.assert_allclose(model.predict(x, verbose=0), model.forward(x), rtol=1e-12)
+    model.layers[0].activation.name = "tanh"
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.forward(x), rtol=1e-12)
+    model.layers[-1].activation.axis = 0         # over the batch: not the compiled softmax
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.forward(x), rtol=1e-12)
+
+
+def test_softmax_over_samples_of_several_dimensions_is_not_fused():
+    # The compiled kernels see a sample as one flat row: a softmax over the last axis
+    # of (3, 4) samples is four-wide, not twelve-wide, so the model declines.
+    config.set_floatx("float64")
+    utils.set_random_seed(0)
+    model = fastnn.Sequential([layers.Input(shape=(3, 4)), layers.Activation("softmax"),
+                               layers.Flatten(), layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert "softmax over the last axis" in fused.explain(model)
+    assert fused.fused_predictor_for(model) is None
+    x = np.random.default_rng(0).standard_normal((10, 3, 4))
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.forward(x), rtol=1e-12)
+
+
+def test_trainer_refuses_missing_optimizer_state():
+    # The compiled update would read a NULL array: the constructor says so instead.
+    model = _model(_mlp(), OPTIMIZERS["momentum"], lambda: "sparse_categorical_crossentropy",
+                   "float64")
+    model.optimizer.build(model.trainable_weights)
+    kwargs, _, _ = fused._build_spec(model, 8)
+    kwargs["params"][0]["state"] = [None]
+    with pytest.raises(ValueError, match=r"params\[0\].*state array 0"):
+        fused._fused_module().Trainer(**kwargs)
+
+
+def test_plan_is_read_again_only_where_a_callback_may_have_changed_the_model(monkeypatch):
+    # Reading the plan off the model costs about as much as an epoch of one small
+    # batch: fit with fastnn's own callbacks only does it once, for the trainer.
+    reads = []
+    real = fused._build_spec
+
+    def spy(*args, **kwargs):
+        reads.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(fused, "_build_spec", spy)
+    _count_runner_epochs(monkeypatch)
+    x, y = _data(n=16)
+    model = _model(_mlp(), OPTIMIZERS["adam"], lambda: "sparse_categorical_crossentropy",
+                   "float64")
+    model.fit(x, y, epochs=5, batch_size=16, verbose=1, callbacks=[
+        fastnn.callbacks.TerminateOnNaN()])
+    assert len(reads) == 1
+    reads.clear()
+    model.fit(x, y, epochs=5, batch_size=16, verbose=0,
+              callbacks=[_ChangeAtEpoch(lambda m: None)])
+    assert len(reads) == 1 + 5                  # and before every epoch
 
 
 def test_input_flatten_and_one_dimensional_binary_targets(float_dtype):

@@ -334,3 +334,31 @@ def test_load_weights_checks_the_architecture(tmp_path):
     (tmp_path / "junk.fnn").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="fastnn.save"):
         other.load_weights(tmp_path / "junk.fnn")
+
+
+def test_copy_and_pickle_after_predict(rng):
+    # predict caches a compiled predictor, which neither copies nor pickles: the
+    # copies leave it behind and build their own.
+    import copy
+    import pickle
+    model = Sequential([Dense(5, activation="relu", input_shape=(4,)), layers.Activation("tanh"),
+                        Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = rng.normal(size=(6, 4))
+    expected = model.predict(x, verbose=0)
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        np.testing.assert_array_equal(twin.predict(x, verbose=0), expected)
+        twin.fit(x, np.arange(6) % 2, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected)   # the original unchanged
+
+
+def test_layers_pickled_with_activation_as_an_attribute_still_load():
+    # Before Dense.activation and Activation.activation became properties, a pickled
+    # layer held "activation" in its __dict__.
+    for layer in (Dense(3, activation="tanh"), layers.Activation("elu")):
+        state = dict(layer.__dict__)
+        state["activation"] = state.pop("_activation")
+        old = object.__new__(type(layer))
+        old.__setstate__(state)
+        assert old.activation.name == layer.activation.name
+

@@ -93,17 +93,30 @@ def _threads():
 # What qualifies: layers, activations, loss, optimizer
 # ---------------------------------------------------------------------------
 
-def _activation_code(act, where):
-    """(code, param) of a backend activation object, or raise _Decline."""
+def _activation_code(act, where, in_shape=None):
+    """(code, param) of a backend activation object, or raise _Decline.
+
+    ``in_shape``: the layer's per-sample input shape. The compiled kernels see a
+    sample as one flat row, which is the softmax's axis only for a 1-D sample.
+    """
     from fastnn import activations
     if not isinstance(act, activations.Activation) or not getattr(act, "fused", False):
         raise _Decline(f"{where}: the activation {act!r} is a Python function")
     if act.name in _SOFTMAX_NAMES and act.axis not in (-1, 1):
         raise _Decline(f"{where}: {act.name} over axis {act.axis}")
+    if act.name in _SOFTMAX_NAMES and in_shape is not None and len(in_shape) > 1:
+        raise _Decline(f"{where}: {act.name} over the last axis of samples of shape "
+                       f"{tuple(in_shape)}")
     param = act.param
     if param is None:
         param = ACTIVATION_DEFAULT_PARAM.get(act.name, 0.0)
     return ACTIVATION_CODES[act.name], float(param)
+
+
+def _activation_state(act):
+    """What of an activation object the predictor's plan holds (an object may be
+    changed in place)."""
+    return act.name, act.param, act.axis
 
 
 class _Decline(PlanDeclined):
@@ -280,6 +293,9 @@ def _build_spec(model, batch_size):
     dtype = np.dtype(model.dtype)
     if dtype not in (np.float32, np.float64):
         raise _Decline(f"dtype {dtype}")
+    if getattr(model, "compiled_weighted_metrics", None):
+        # the compiled runner updates only compile(metrics=...), without weights
+        raise _Decline("compile(weighted_metrics=...) are updated on the per-op path")
     loss = _loss_spec(model)
     opt = _optimizer_spec(model.optimizer)
     layers = model.layers
@@ -299,10 +315,15 @@ def _build_spec(model, batch_size):
         fuse_here = loss["logits_fused"] and i == last
         if t is Dense:
             code, param = _activation_code(layer.activation, where)
-            if layer.kernel_constraint is not None or layer.bias_constraint is not None:
+            # the penalties and constraints the per-op step applies: those the layer's
+            # variables got when it was built (as in Keras, setting the layer's
+            # kernel_regularizer afterwards changes neither path)
+            variables = {v.name: v for v in layer._variables}
+            kvar, bvar = variables["kernel"], variables.get("bias")
+            if kvar.constraint is not None or (bvar is not None and bvar.constraint is not None):
                 constrained = True
-            kreg = _check_regularizer(layer.kernel_regularizer, where)
-            breg = _check_regularizer(layer.bias_regularizer, where)
+            kreg = _check_regularizer(kvar.regularizer, where)
+            breg = _check_regularizer(bvar.regularizer if bvar is not None else None, where)
             trainable = bool(layer.trainable)
             grads = layer.gradients if trainable else []
             node = {"kind": _fused.NODE_DENSE, "n_in": width, "n_out": layer.units,
@@ -324,7 +345,7 @@ def _build_spec(model, batch_size):
                 trainable_before = True
             width = layer.units
         elif t is Activation:
-            code, param = _activation_code(layer.activation, where)
+            code, param = _activation_code(layer.activation, where, layer._in_shape)
             if fuse_here:
                 continue  # forward_logits passes z through; the loss takes it
             nodes.append({"kind": _fused.NODE_ACTIVATION, "n_in": width, "n_out": width,
@@ -471,14 +492,16 @@ def _exact_in_chunks(metric, n_out):
     return False
 
 
-def _hooks_may_change_model(callbacks):
-    """Whether some callback's train batch hook may change the model between chunks:
-    any but fastnn's own chunked callbacks, which only read the logs (History,
-    ProgbarLogger, TerminateOnNaN; TerminateOnNaN sets ``stop_training``, which the
-    loop reads itself)."""
+def _callbacks_may_change_model(callbacks):
+    """(between epochs, between chunks): whether some callback may change the model
+    there. fit runs no code of the user's but callbacks; fastnn's own chunked
+    callbacks only read the logs (History, ProgbarLogger, TerminateOnNaN, which sets
+    ``stop_training``, read by the loop itself). Any other callback may change the
+    model between epochs, and between chunks if it has a train batch hook."""
     from fastnn.callbacks import History, ProgbarLogger, TerminateOnNaN
     readers = (History, ProgbarLogger, TerminateOnNaN)
-    return any(type(cb) not in readers for cb in callbacks._implementing("train"))
+    return (any(type(cb) not in readers for cb in callbacks),
+            any(type(cb) not in readers for cb in callbacks._implementing("train")))
 
 
 class FusedTrainer:
@@ -506,10 +529,11 @@ class FusedTrainer:
     -----
     The plan points at the model's live arrays and holds its settings (codes of
     the activations, dropout rates, hyper-parameters, clipping, penalties).
-    Before every chunk the trainer reads them off the model again and rebuilds
-    the plan if anything differs: an array replaced (``set_weights`` and
-    ``set_state`` may do it) or a setting changed (by a callback between
-    epochs, say). See ``_refresh``.
+    Wherever a callback may have changed the model (before an epoch, and before
+    every chunk if a callback has batch hooks; see ``train_epoch``) the trainer
+    reads them off the model again and rebuilds the plan if anything differs: an
+    array replaced (``set_weights`` and ``set_state`` may do it) or a setting
+    changed. See ``_refresh``.
     """
 
     def __init__(self, model, batch_size, threads=None, team=None):
@@ -692,7 +716,8 @@ class FusedTrainer:
         ------
         PlanDeclined
             Before a chunk, if the model changed into one the compiled step does not
-            cover; ``progress`` says where the epoch stands.
+            cover; ``progress`` says where the epoch stands (the hook
+            ``on_train_batch_begin`` of its next batch has been called).
 
         Returns
         -------
@@ -709,27 +734,31 @@ class FusedTrainer:
         if order is not None:
             order = np.ascontiguousarray(order, dtype=np.int64)
         chunked = [_exact_in_chunks(m, self._n_out) for m in metrics]
-        # The plan is read off the model again before the epoch's first chunk, and
-        # before every chunk if a batch hook between chunks may change the model
-        # (reading it costs ~0.3 ms: 1% of a 30 ms chunk).
-        watch = _hooks_may_change_model(callbacks)
+        # The plan is read off the model again (~0.3 ms: 1% of a 30 ms chunk, but as
+        # much as a whole epoch of one small batch) wherever a callback may have
+        # changed it: before the epoch's first chunk if any callback may, and before
+        # every chunk if a batch hook may.
+        watch_epoch, watch_chunks = _callbacks_may_change_model(callbacks)
         loss_sum, seen, start, batch = 0.0, 0, 0, 0
         logs = {"loss": float("nan")}
         bs = self.batch_size
         while start < n:
+            # the hook first: what it changes holds for this chunk, as for the per-op
+            # loop's batch
+            callbacks.on_train_batch_begin(batch)
             try:
-                if start == 0 or watch:
+                if watch_chunks or (start == 0 and watch_epoch):
                     self._refresh()
             except _Decline as exc:
                 # the model changed into one the plan does not cover: fit finishes
-                # the epoch (and the rest) on the per-op loop from here
+                # the epoch (and the rest) on the per-op loop from this batch, whose
+                # on_train_batch_begin has been called
                 raise PlanDeclined(str(exc), (batch, start, loss_sum, seen)) from exc
             threads, limit = self._tuner.choose()
             steps = limit if limit is not None else max(1, self._steps_per_chunk)
             stop = min(n, start + steps * bs)
             steps = -(-(stop - start) // bs)
             pred = np.empty((stop - start, self._n_out), self._dtype) if metrics else None
-            callbacks.on_train_batch_begin(batch)
             loss_sum, done = self._run(x, y, sample_weight, order, start, stop, loss_sum, pred,
                                        threads, limit is not None)
             if metrics:
@@ -815,7 +844,8 @@ class FusedPredictor:
                 continue
             if layer.dtype != dtype:
                 raise _Decline(f"{where}: dtype {layer.dtype} differs from the model's {dtype}")
-            code, param = _activation_code(layer.activation, where)
+            code, param = _activation_code(layer.activation, where,
+                                           layer._in_shape if t is Activation else None)
             if t is Dense:
                 nodes.append({"kind": _fused.NODE_DENSE, "n_in": width, "n_out": layer.units,
                               "code": code, "param": param, "kernel": layer.kernel,
@@ -841,8 +871,9 @@ class FusedPredictor:
         # rebuilt layer has new arrays), and every activation with its name and
         # parameter (a callback or the user may set another)
         self._dense = [(layer, layer.kernel, layer.bias, layer.activation,
-                        layer.activation.param) for layer in model.layers if type(layer) is Dense]
-        self._activations = [(layer, layer.activation, layer.activation.param)
+                        _activation_state(layer.activation))
+                       for layer in model.layers if type(layer) is Dense]
+        self._activations = [(layer, layer.activation, _activation_state(layer.activation))
                              for layer in model.layers if type(layer) is Activation]
         self._flat_output = len(model.layers[-1]._out_shape) == 1
         self._out_shape = tuple(model.layers[-1]._out_shape)
@@ -858,14 +889,14 @@ class FusedPredictor:
         # per call: a few identity checks, so one-sample latency stays a few microseconds
         # (a changed model is built again; if it no longer qualifies, _Decline is the
         # PlanDeclined the model expects)
-        for layer, kernel, bias, act, param in self._dense:
+        for layer, kernel, bias, act, state in self._dense:
             if (layer.kernel is not kernel or layer.bias is not bias
-                    or layer.activation is not act or act.param != param):
+                    or layer.activation is not act or _activation_state(act) != state):
                 self._build()
                 break
         else:
-            for layer, act, param in self._activations:
-                if layer.activation is not act or act.param != param:
+            for layer, act, state in self._activations:
+                if layer.activation is not act or _activation_state(act) != state:
                     self._build()
                     break
         threads = _threads()

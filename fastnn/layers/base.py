@@ -162,6 +162,14 @@ class Layer:
         """Keras-style output shape, batch dimension first: ``(None, 64)`` (None before build)."""
         return None if self._out_shape is None else (None,) + self._out_shape
 
+    def __setstate__(self, state):
+        # Layers pickled when `activation` was a plain attribute (before it became a
+        # property of Dense and Activation) keep it in their __dict__.
+        if "activation" in state and isinstance(getattr(type(self), "activation", None), property):
+            state = dict(state)
+            state["_activation"] = state.pop("activation")
+        self.__dict__.update(state)
+
     def build(self, input_shape):
         """Create the layer's parameters for inputs of per-sample shape ``input_shape``.
 

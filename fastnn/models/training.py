@@ -176,6 +176,13 @@ class TrainingMixin:
         self._logits_cache = None     # (last layer, its activation, loss) -> from_logits loss
         self._predictor_cache = None  # (backend ops, fused predictor or None)
 
+    def __getstate__(self):
+        # pickle and copy.deepcopy: the compiled predictor (a cache, and not picklable)
+        # is left behind and built again when needed
+        state = self.__dict__.copy()
+        state["_predictor_cache"] = None
+        return state
+
     def _invalidate_training_plan(self):
         """Forget decisions that depend on the layer stack (called when it changes)."""
         self._logits_cache = None
@@ -564,7 +571,8 @@ class TrainingMixin:
         """One pass over ``data`` (or over the rows ``order`` lists) in mini-batches;
         returns the epoch logs. ``resume`` = ``(batch, start, loss_sum, seen)`` goes
         on with an epoch a compiled runner began (``PlanDeclined.progress``): from
-        batch ``batch`` at position ``start``, the metrics as they are."""
+        batch ``batch`` at position ``start`` (whose ``on_train_batch_begin`` the
+        runner has called), the metrics as they are."""
         n = data.x.shape[0] if order is None else len(order)
         if resume is None:
             self._reset_metrics()
@@ -576,7 +584,8 @@ class TrainingMixin:
             index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
             xb, yb = data.x[index], data.y[index]
             wb = None if data.weights is None else data.weights[index]
-            callbacks.on_train_batch_begin(batch)
+            if resume is None or batch != first_batch:
+                callbacks.on_train_batch_begin(batch)
             value, y_pred = self._train_step(xb, yb, wb)
             self._check_finite(value, epoch, batch, state)
             size = xb.shape[0]
@@ -746,9 +755,14 @@ class TrainingMixin:
                                               cbks)
                     self._check_finite(logs.get("loss", 0.0), epoch, None, state)
                 except backends.PlanDeclined as declined:
+                    if declined.progress is None:
+                        raise
                     # a callback changed the model into one the runner does not cover:
                     # this epoch goes on, and the rest of the fit runs, on the Python loop
                     runner = None
+                    _, _, loss_sum, seen = declined.progress
+                    if seen:
+                        self._check_finite(loss_sum / seen, epoch, None, state)
                     logs = self._train_epoch(data, order, batch_size, cbks, epoch, state,
                                              resume=declined.progress)
             if val is not None and should_validate(epoch):

@@ -42,8 +42,12 @@ class Adam(Optimizer):
         self.beta_2 = check_float(beta_2, "beta_2", minimum=0.0, maximum=1.0, max_inclusive=False)
         self.epsilon = check_positive(epsilon, "epsilon")
         self.amsgrad = check_flag(amsgrad, "amsgrad")
-        # Keras's slot names: m is "momentum", v is "velocity", max v is "velocity_hat".
-        self.slot_names = ("momentum", "velocity") + (("velocity_hat",) if amsgrad else ())
+
+    @property
+    def slot_names(self):
+        """Keras's names: m is "momentum", v is "velocity", max v (amsgrad) is
+        "velocity_hat"; from the current settings (see Optimizer._ensure_slots)."""
+        return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
 
     def update_hyperparameters(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,

@@ -212,6 +212,10 @@ class Optimizer:
         self._ensure_slots(params)
 
     def _ensure_slots(self, params):
+        """State for every parameter position, for the current settings: a setting
+        turned on after the state was made (SGD's or RMSprop's momentum, Adam's
+        amsgrad, RMSprop's centered) gets its arrays then, fresh (zeros), as the
+        state of every option starts."""
         if len(self._slots) < len(params):
             self._slots.extend([None] * (len(params) - len(self._slots)))
         for i, p in enumerate(params):
@@ -219,6 +223,11 @@ class Optimizer:
             if slots is None:
                 self._slots[i] = self._new_slots(p)
                 continue
+            missing = [name for name in self.slot_names if slots.get(name) is None]
+            if missing:
+                fresh = self._new_slots(p)
+                for name in missing:
+                    slots[name] = fresh[name]
             for name, arr in slots.items():
                 if arr is not None and (arr.shape != p.shape or arr.dtype != p.dtype):
                     raise ValueError(

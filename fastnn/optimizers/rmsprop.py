@@ -39,9 +39,13 @@ class RMSprop(Optimizer):
         self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0, max_inclusive=False)
         self.epsilon = check_positive(epsilon, "epsilon")
         self.centered = check_flag(centered, "centered")
-        # Keras's slot names: "velocity" (mean square), "momentum", "average_gradient".
-        self.slot_names = (("velocity",) + (("momentum",) if self.momentum > 0 else ())
-                           + (("average_gradient",) if centered else ()))
+
+    @property
+    def slot_names(self):
+        """Keras's names: "velocity" (mean square), "momentum", "average_gradient";
+        from the current settings (see Optimizer._ensure_slots)."""
+        return (("velocity",) + (("momentum",) if self.momentum > 0 else ())
+                + (("average_gradient",) if self.centered else ()))
 
     def update_hyperparameters(self):
         return {"rho": self.rho, "epsilon": self.epsilon, "momentum": self.momentum,

@@ -39,7 +39,12 @@ class SGD(Optimizer):
         self.nesterov = check_flag(nesterov, "nesterov")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
-        self.slot_names = ("momentum",) if self.momentum > 0 else ()
+
+    @property
+    def slot_names(self):
+        """``("momentum",)`` while ``momentum > 0`` (a buffer of zeros is added for each
+        parameter if momentum is turned on later)."""
+        return ("momentum",) if self.momentum > 0 else ()
 
     def update_hyperparameters(self):
         return {"momentum": self.momentum, "dampening": 0.0, "nesterov": self.nesterov,
