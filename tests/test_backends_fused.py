@@ -908,6 +908,30 @@ def test_trainer_refuses_missing_optimizer_state():
         fused._fused_module().Trainer(**kwargs)
 
 
+def test_trainer_driven_directly_follows_set_state_between_epochs():
+    # Without callbacks the plan is not read again, but a caller's set_state (which
+    # replaces the optimizer's arrays) between epochs is still seen, by identity.
+    x, y = _data(n=64)
+    weights = []
+    for direct in (True, False):
+        model = _model(_mlp(), OPTIMIZERS["adam"], lambda: "sparse_categorical_crossentropy",
+                       "float64")
+        data = model._check_data(x, y, None)
+        trainer = fused.FusedTrainer(model, 16) if direct else None
+        for epoch in range(2):
+            if direct:
+                trainer.train_epoch(data.x, data.y, None, None, 16, CallbackList([], model=model))
+            else:
+                _per_op_fit(model, x, y, 1, 16, shuffle=False)
+            if epoch == 0:
+                state = model.optimizer.get_state()
+                model.optimizer.set_state({k: v if k == "iterations" else [a * 0 + 0.01 for a in v]
+                                           for k, v in state.items()})
+        weights.append(model.get_weights())
+    for wa, wb in zip(*weights):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def test_plan_is_read_again_only_where_a_callback_may_have_changed_the_model(monkeypatch):
     # Reading the plan off the model costs about as much as an epoch of one small
     # batch: fit with fastnn's own callbacks only does it once, for the trainer.

@@ -571,6 +571,23 @@ class FusedTrainer:
         for spec in kwargs["nodes"]:
             if spec["kind"] == _fused.NODE_DROPOUT:
                 self._stream_widths[spec["stream"]] += spec["n_out"]
+        self._arrays = self._live_arrays()
+
+    def _live_arrays(self):
+        """The arrays the plan points into (weights, gradients, optimizer state), to
+        compare by identity: a cheap check for a caller's ``set_state`` between epochs."""
+        model = self.model
+        arrays = list(model.trainable_weights) + list(model.gradients)
+        for slots in model.optimizer.slots[:len(model.trainable_weights)]:
+            if slots is not None:
+                arrays.extend(slots.values())
+        for layer in model.layers:
+            arrays.extend(layer.weights)
+        return arrays
+
+    def _arrays_replaced(self):
+        live = self._live_arrays()
+        return len(live) != len(self._arrays) or any(a is not b for a, b in zip(live, self._arrays))
 
     def _refresh(self):
         """Rebuild the plan if the model is no longer what it was built from.
@@ -747,7 +764,9 @@ class FusedTrainer:
             # loop's batch
             callbacks.on_train_batch_begin(batch)
             try:
-                if watch_chunks or (start == 0 and watch_epoch):
+                if watch_chunks or (start == 0 and (watch_epoch or self._arrays_replaced())):
+                    # (a caller driving train_epoch itself may replace arrays between
+                    # epochs: set_state; the identity check costs a few microseconds)
                     self._refresh()
             except _Decline as exc:
                 # the model changed into one the plan does not cover: fit finishes
