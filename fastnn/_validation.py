@@ -113,6 +113,7 @@ def as_float_array(x, name: str, *, dtype=None, ndim=None, min_ndim=None, allow_
     # below reports it, so NumPy's overflow warning would only repeat it.
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.array(arr, dtype=dt, order="C", copy=True) if copy else np.asarray(arr, dtype=dt, order="C")
+    out = _aligned(out)
     if not allow_nonfinite and kind == "f" and not _all_finite(out):
         if np.isfinite(arr).all():  # finite in, infinite out: the cast overflowed
             raise ValueError(f"{name} has values too large for {dt.name} "
@@ -120,6 +121,13 @@ def as_float_array(x, name: str, *, dtype=None, ndim=None, min_ndim=None, allow_
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
     return out
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """``a``, or an aligned copy of it. A contiguous array can still start at an
+    address that is not a multiple of its item size (``np.frombuffer(buf,
+    offset=4)``); compiled kernels take only aligned data."""
+    return a if a.flags.aligned else a.copy()
 
 
 def _all_finite(a) -> bool:
@@ -184,7 +192,7 @@ def as_label_array(y, name: str, *, num_classes=None) -> np.ndarray:
         )
     if highest > np.iinfo(np.int64).max:
         raise ValueError(f"{name} has label {highest}, too large for a class index")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return _aligned(np.ascontiguousarray(arr, dtype=np.int64))
 
 
 def check_bool(value, name: str) -> bool:

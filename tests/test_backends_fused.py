@@ -932,6 +932,44 @@ def test_trainer_driven_directly_follows_set_state_between_epochs():
         np.testing.assert_array_equal(wa, wb)
 
 
+def test_fit_with_a_batch_larger_than_the_data(monkeypatch):
+    # One batch of all the rows, as on the per-op loop; the compiled runner sized its
+    # buffers by batch_size (2**31: a 48 GB MemoryError; 2**62: an OverflowError).
+    calls = _count_runner_epochs(monkeypatch)
+    x, y = _data(n=20)
+    make = lambda: _model(_mlp(), OPTIMIZERS["adam"],  # noqa: E731
+                          lambda: "sparse_categorical_crossentropy", "float64")
+    a = make()
+    h_ref = _per_op_fit(a, x, y, 2, 2 ** 62)
+    b = make()
+    h = b.fit(x, y, epochs=2, batch_size=2 ** 62, verbose=0).history
+    assert len(calls) == 2
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert h == h_ref
+
+
+def test_fit_and_predict_take_contiguous_arrays_that_are_not_aligned():
+    # np.frombuffer(..., offset=4) gives C-contiguous float64 data at an address that is
+    # not a multiple of 8; the compiled kernels refused it with an internal name.
+    x, y = _data(n=30)
+
+    def misaligned(a):
+        return np.frombuffer(b"\0" * 4 + a.tobytes(), a.dtype, offset=4).reshape(a.shape)
+    xu, yu, wu = misaligned(x), misaligned(y.astype(np.int64)), misaligned(np.linspace(0.5, 2, 30))
+    assert not (xu.flags.aligned or yu.flags.aligned or wu.flags.aligned)
+    make = lambda: _model(_mlp(), OPTIMIZERS["adam"],  # noqa: E731
+                          lambda: "sparse_categorical_crossentropy", "float64")
+    a = make()
+    h_ref = _per_op_fit(a, x, y, 1, 8, sample_weight=np.linspace(0.5, 2, 30))
+    b = make()
+    h = b.fit(xu, yu, epochs=1, batch_size=8, verbose=0, sample_weight=wu).history
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert h == h_ref
+    np.testing.assert_array_equal(b.predict(xu, verbose=0), b.predict(x, verbose=0))
+
+
 def test_plan_is_read_again_only_where_a_callback_may_have_changed_the_model(monkeypatch):
     # Reading the plan off the model costs about as much as an epoch of one small
     # batch: fit with fastnn's own callbacks only does it once, for the trainer.

@@ -205,7 +205,7 @@ class Sequential(TrainingMixin):
         (inference: the compiled predictor tests it in the same pass as it runs).
         """
         if (self.built and type(x) is np.ndarray and x.dtype == self.dtype and x.flags.c_contiguous
-                and x.shape[1:] == self._in_shape and x.shape[0] > 0 and x.ndim > 1
+                and x.flags.aligned and x.shape[1:] == self._in_shape and x.shape[0] > 0 and x.ndim > 1
                 and (not check_finite or _all_finite(x))):
             return x  # already what the kernels take: skip the general checks (latency)
         x = as_float_array(x, name, dtype=self.dtype)

@@ -738,7 +738,9 @@ class TrainingMixin:
         cbks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                             epochs=epochs, steps=steps, verbose=verbose)
         state = {"terminate_on_nan": any(isinstance(cb, TerminateOnNaN) for cb in cbks)}
-        runner = self._fused_runner(batch_size, cbks)
+        # a batch is at most all the rows: the compiled runner sizes its buffers by it
+        runner_batch = min(batch_size, n)
+        runner = self._fused_runner(runner_batch, cbks)
 
         self.stop_training = False
         cbks.on_train_begin()
@@ -751,8 +753,8 @@ class TrainingMixin:
                 logs = self._train_epoch(data, order, batch_size, cbks, epoch, state)
             else:
                 try:
-                    logs = runner.train_epoch(data.x, data.y, data.weights, order, batch_size,
-                                              cbks)
+                    logs = runner.train_epoch(data.x, data.y, data.weights, order,
+                                              runner_batch, cbks)
                     self._check_finite(logs.get("loss", 0.0), epoch, None, state)
                 except backends.PlanDeclined as declined:
                     if declined.progress is None:
