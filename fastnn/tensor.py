@@ -467,7 +467,9 @@ class Tensor:
     # -- arithmetic -----------------------------------------------------------------
     def __add__(self, other):
         if not isinstance(other, Tensor):
-            return _record(self.data + _as_operand(other, self), (self,), lambda g: (g,))
+            # the constant may broadcast self to a larger shape: sum the copies back
+            return _record(self.data + _as_operand(other, self), (self,),
+                           lambda g: (_unbroadcast(g, self.data.shape),))
         a, b = self, other
         return _record(a.data + b.data, (a, b),
                        lambda g: (_unbroadcast(g, a.data.shape), _unbroadcast(g, b.data.shape)))
@@ -476,13 +478,15 @@ class Tensor:
 
     def __sub__(self, other):
         if not isinstance(other, Tensor):
-            return _record(self.data - _as_operand(other, self), (self,), lambda g: (g,))
+            return _record(self.data - _as_operand(other, self), (self,),
+                           lambda g: (_unbroadcast(g, self.data.shape),))
         a, b = self, other
         return _record(a.data - b.data, (a, b),
                        lambda g: (_unbroadcast(g, a.data.shape), _unbroadcast(-g, b.data.shape)))
 
     def __rsub__(self, other):
-        return _record(_as_operand(other, self) - self.data, (self,), lambda g: (-g,))
+        return _record(_as_operand(other, self) - self.data, (self,),
+                       lambda g: (_unbroadcast(-g, self.data.shape),))
 
     def __mul__(self, other):
         if not isinstance(other, Tensor):
@@ -509,7 +513,8 @@ class Tensor:
     def __rtruediv__(self, other):
         c = _as_operand(other, self)
         out = c / self.data
-        return _record(out, (self,), lambda g: (-g * out / self.data,))  # d(c/a)/da = -c/a^2
+        return _record(out, (self,),  # d(c/a)/da = -c/a^2
+                       lambda g: (_unbroadcast(-g * out / self.data, self.data.shape),))
 
     def __pow__(self, exponent):
         a = self
@@ -528,7 +533,8 @@ class Tensor:
     def __rpow__(self, base):
         c = _as_operand(base, self)
         out = c ** self.data
-        return _record(out, (self,), lambda g: (g * out * np.log(c),))  # d(c^a)/da = c^a log c
+        return _record(out, (self,),  # d(c^a)/da = c^a log c
+                       lambda g: (_unbroadcast(g * out * np.log(c), self.data.shape),))
 
     def __neg__(self):
         return _record(-self.data, (self,), lambda g: (-g,))

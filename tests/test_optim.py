@@ -258,6 +258,39 @@ def test_load_state_dict_errors():
            "param_groups": good["param_groups"]}
     with pytest.raises(ValueError, match="shape"):
         opt.load_state_dict(bad)
+    with pytest.raises(ValueError, match=r"param_groups\[0\].*'params'"):
+        opt.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1}]})
+
+
+def test_a_failed_load_changes_nothing():
+    # The second group's lr is refused after the first group's settings were read:
+    # neither group may keep any of the loaded values.
+    a, b = param([1.0]), param([2.0])
+    opt = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
+    saved = opt.state_dict()
+    saved["param_groups"][0].update(lr=0.5, momentum=0.9)
+    saved["param_groups"][1].update(lr=-1.0)
+    with pytest.raises(ValueError, match="lr"):
+        opt.load_state_dict(saved)
+    assert [(g["lr"], g["momentum"]) for g in opt.param_groups] == [(0.1, 0.0), (0.1, 0.0)]
+
+
+def test_sgd_without_momentum_saves_a_state_it_can_load():
+    # Its state holds momentum_buffer None, which load_state_dict refused.
+    p = param([1.0, 2.0])
+    opt = optim.SGD([p], lr=0.1)
+    p.grad = tensor(np.array([0.5, -0.5]))
+    opt.step()
+    twin = optim.SGD([param([1.0, 2.0])], lr=0.3)
+    twin.load_state_dict(opt.state_dict())
+    assert twin.param_groups[0]["lr"] == 0.1
+
+
+def test_a_gradient_that_is_not_an_array_is_refused():
+    p = param([1.0, 2.0])
+    p.grad = [1.0, 2.0]
+    with pytest.raises(TypeError, match=r"\.grad must be a Tensor or a numpy array, got list"):
+        optim.Adam([p]).step()
 
 
 # ----------------------------------------------------------------------------

@@ -146,6 +146,22 @@ def test_broadcast_gradients_are_summed_back():
     np.testing.assert_array_equal(row.grad.data, np.full(4, 6.0))
 
 
+@pytest.mark.parametrize("op", ["t + c", "c + t", "t - c", "c - t", "t * c", "c * t",
+                                "t / c", "c / t", "t ** c", "c ** t"])
+def test_broadcast_against_a_constant_sums_the_gradient_back(op):
+    # A plain array that broadcasts the tensor to a larger shape: the gradient has the
+    # tensor's shape (sum over the copies). +, - and the reflected / and ** returned
+    # the broadcast gradient itself. Checked against finite differences.
+    c = np.array([[1.5, 2.0, 0.5, 3.0]])                   # (1, 4)
+    t0 = np.array([[0.7], [1.3], [2.1]])                   # (3, 1)
+    f = lambda t: (eval(op, {"t": t, "c": c}) ** 2).sum()  # noqa: E731
+    t = leaf(t0)
+    f(t).backward()
+    assert t.grad.data.shape == (3, 1)
+    expected = numerical_gradient(lambda v: float(f(v)), t0.copy())
+    np.testing.assert_allclose(t.grad.data, expected, rtol=1e-6, atol=1e-8)
+
+
 def test_gradients_accumulate_until_cleared():
     w = leaf([1.0, 2.0])
     (w * 3.0).sum().backward()

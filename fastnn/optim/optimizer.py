@@ -39,7 +39,10 @@ def _flat(array):
 
 
 def _to_numpy(value, name):
-    """A state value (ndarray, Tensor, torch tensor, number) as an ndarray or number."""
+    """A state value (ndarray, Tensor, torch tensor, number) as an ndarray or number;
+    None (a buffer not made yet: SGD without momentum keeps one) stays None."""
+    if value is None:
+        return None
     if isinstance(value, Tensor):
         return value.data
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
@@ -207,6 +210,9 @@ class Optimizer:
     def _flat_grad(grad, data):
         """The gradient as a flat array in the element order of ``_flat(data)``."""
         g = grad.data if isinstance(grad, Tensor) else grad
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"a parameter's .grad must be a Tensor or a numpy array, got "
+                            f"{type(grad).__name__}")
         if g.shape != data.shape:
             raise ValueError(f"a gradient has shape {g.shape} but its parameter has shape {data.shape}")
         if g.strides != data.strides or g.dtype != data.dtype:
@@ -255,6 +261,9 @@ class Optimizer:
                              f"this optimizer has {len(self.param_groups)}")
         by_index = {}
         for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, Mapping) or "params" not in saved:
+                raise ValueError(f"param_groups[{i}] must be a dict with 'params', got "
+                                 f"{type(saved).__name__}")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"parameter group {i} has {len(group['params'])} parameters but "
                                  f"the loaded one has {len(saved['params'])}")
@@ -276,11 +285,15 @@ class Optimizer:
                     value = int(np.asarray(value).item())
                 restored[name] = value
             new_state[p] = restored
+        # every group's settings checked before any is changed
+        updated = []
         for saved, group in zip(saved_groups, self.param_groups):
-            for name, value in saved.items():
-                if name != "params":
-                    group[name] = value
-            self._check_group(group)
+            candidate = dict(group)
+            candidate.update((name, value) for name, value in saved.items() if name != "params")
+            self._check_group(candidate)
+            updated.append(candidate)
+        for group, candidate in zip(self.param_groups, updated):
+            group.update(candidate)   # in place: schedulers hold the group dicts
         self.state = new_state
         self._views = {}
 
