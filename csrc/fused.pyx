@@ -198,6 +198,9 @@ cdef struct Plan:
     double step_work      # multiply-adds of one full step's products
     Py_ssize_t max_kernel_bytes   # the largest Dense kernel
     double *row_loss      # (batch,) each row's weighted loss
+    # stop a chunk after the step whose running loss sum is not finite (set per run:
+    # fit's TerminateOnNaN stops right after that batch on the per-op loop)
+    bint stop_nonfinite
 
 
 cdef inline int _threads(const Plan *p, double work) noexcept nogil:
@@ -569,6 +572,8 @@ cdef Py_ssize_t _train_chunk(const Plan *p, floating *dummy,
         loss_sum[0] += value * <double>n
         s += 1
         b0 += n
+        if p.stop_nonfinite and not isfinite(loss_sum[0]):
+            break
     return s
 
 
@@ -747,8 +752,9 @@ cdef void _team_chunk(const Plan *p, floating *dummy,
                       Py_ssize_t start, Py_ssize_t stop,
                       const double *lrs, long step0,
                       const double **uniforms, const Py_ssize_t *offsets0,
-                      floating *pred_out, double *loss_sum) noexcept nogil:
-    """_train_chunk for one thread of the team; every thread of the region runs it."""
+                      floating *pred_out, double *loss_sum, Py_ssize_t *done) noexcept nogil:
+    """_train_chunk for one thread of the team; every thread of the region runs it.
+    Thread 0 writes the number of steps done to ``done``."""
     cdef int tid = fnn_fused_thread_num(), nt = fnn_fused_num_threads()
     cdef Py_ssize_t b0, n, i, r0, r1, s = 0
     cdef Py_ssize_t n_in = p.n_in, n_out = p.n_out
@@ -824,6 +830,11 @@ cdef void _team_chunk(const Plan *p, floating *dummy,
         fnn_fused_barrier()
         s += 1
         b0 += n
+        # every thread reads the sum thread 0 wrote before the barrier: all stop together
+        if p.stop_nonfinite and not isfinite(loss_sum[0]):
+            break
+    if tid == 0:
+        done[0] = s
 
 
 # ---------------------------------------------------------------------------
@@ -1129,7 +1140,7 @@ cdef class Trainer:
         return _uses_team(&self.plan)
 
     def run(self, x, targets, weights, index, Py_ssize_t start, Py_ssize_t stop, lrs,
-            long step0, list uniforms, pred_out, double loss_sum):
+            long step0, list uniforms, pred_out, double loss_sum, bint stop_nonfinite=False):
         """Train on the batches of [start, stop) of the epoch's order.
 
         Parameters
@@ -1151,6 +1162,8 @@ cdef class Trainer:
             Receives the model output of every row (for the metrics).
         loss_sum : float
             Running sum of (loss + penalties) * batch size; returned updated.
+        stop_nonfinite : bool
+            Stop after the step that leaves the loss sum NaN or infinite.
 
         Returns
         -------
@@ -1221,7 +1234,8 @@ cdef class Trainer:
         cdef double *plr = <double *>_data(lrs)
         cdef char *pp = _data(pred_out)
         cdef double total = loss_sum
-        cdef Py_ssize_t done
+        cdef Py_ssize_t done = 0
+        p.stop_nonfinite = stop_nonfinite
         if pi != NULL and stop > start:
             lo = index[start:stop].min()
             hi = index[start:stop].max()
@@ -1231,11 +1245,13 @@ cdef class Trainer:
             with nogil, parallel(num_threads=p.max_threads):
                 if self._double:
                     _team_chunk(p, <double *>NULL, <double *>px, <double *>pt, pl, <double *>pw,
-                                pi, start, stop, plr, step0, streams, offsets, <double *>pp, &total)
+                                pi, start, stop, plr, step0, streams, offsets, <double *>pp, &total,
+                                &done)
                 else:
                     _team_chunk(p, <float *>NULL, <float *>px, <float *>pt, pl, <float *>pw,
-                                pi, start, stop, plr, step0, streams, offsets, <float *>pp, &total)
-            return total, steps
+                                pi, start, stop, plr, step0, streams, offsets, <float *>pp, &total,
+                                &done)
+            return total, done
         with nogil:
             if self._double:
                 done = _train_chunk(p, <double *>NULL, <double *>px, n_rows, <double *>pt, pl,

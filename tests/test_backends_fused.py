@@ -421,6 +421,35 @@ def test_chunked_callbacks_and_stop_training():
     assert 0 < model.optimizer.iterations < steps
 
 
+def test_terminate_on_nan_stops_a_chunk_after_the_bad_batch():
+    # The per-op loop stops right after the batch whose running loss is not finite; a
+    # chunk went on to its end (4 updates against 2, History nan against inf). Now
+    # it stops after that step too, on the serial chunk and the team alike.
+    import warnings
+    from fastnn.callbacks import TerminateOnNaN
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(20, 6)) * 1e3, rng.normal(size=(20, 2))   # diverges at once
+    make = lambda: _model(lambda: [layers.Dense(8, activation="relu", input_shape=(6,)),  # noqa: E731
+                                   layers.Dense(2)],
+                          lambda: optimizers.SGD(1e3), lambda: "mse", "float32", metrics=())
+    a = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # the overflow is the point
+        h_ref = a.fit(x, y, epochs=3, batch_size=4, verbose=0,
+                      callbacks=[TerminateOnNaN(), _EveryBatch()]).history
+    assert not np.isfinite(h_ref["loss"][-1]) and a.optimizer.iterations < 5
+    config.set_num_threads(3)
+    for run in FUSED_RUNS:
+        b = make()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            h, _ = _fused_fit(b, x, y, 3, 4, callbacks=[TerminateOnNaN()], **run)
+        assert b.optimizer.iterations == a.optimizer.iterations, run
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb, err_msg=str(run))
+        assert h == h_ref or (np.isnan(h["loss"]).all() and np.isnan(h_ref["loss"]).all())
+
+
 def test_explain_names_what_is_not_fused():
     def make(build, loss="sparse_categorical_crossentropy"):
         return _model(build, OPTIMIZERS["adam"], lambda: loss, "float32")

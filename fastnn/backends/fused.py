@@ -38,6 +38,7 @@ the thread count.
 """
 from __future__ import annotations
 
+import math
 import time
 import weakref
 
@@ -665,7 +666,8 @@ class FusedTrainer:
         threads, _ = self._tuner.choose()
         return self._run(x, y, sample_weight, order, start, stop, loss_sum, pred_out, threads, False)
 
-    def _run(self, x, y, sample_weight, order, start, stop, loss_sum, pred_out, threads, probe):
+    def _run(self, x, y, sample_weight, order, start, stop, loss_sum, pred_out, threads, probe,
+             stop_nonfinite=False):
         steps = -(-(stop - start) // self.batch_size)
         n = x.shape[0]
         xs = x.reshape(n, -1)
@@ -691,10 +693,13 @@ class FusedTrainer:
                 pred_out = None if pred_out is None else pred_out[b1 - start:]
                 lrs, start = lrs[warm:], b1
                 opt.iterations += warm
+                if stop_nonfinite and not math.isfinite(loss_sum):
+                    return loss_sum, warm
         t0 = time.perf_counter()
         if not self._constrained:
             loss_sum, done = self._trainer.run(xs, ys, sample_weight, order, start, stop, lrs,
-                                               opt.iterations, uniforms, pred_out, loss_sum)
+                                               opt.iterations, uniforms, pred_out, loss_sum,
+                                               stop_nonfinite)
         else:
             # constraints are projections in NumPy after every update: one step per call
             done, bs = 0, self.batch_size
@@ -712,6 +717,8 @@ class FusedTrainer:
                     loss_sum)
                 self.model.apply_constraints()
                 done += one
+                if stop_nonfinite and not math.isfinite(loss_sum):
+                    break
         seconds = time.perf_counter() - t0
         opt.iterations += done
         if done:
@@ -756,6 +763,10 @@ class FusedTrainer:
         # changed it: before the epoch's first chunk if any callback may, and before
         # every chunk if a batch hook may.
         watch_epoch, watch_chunks = _callbacks_may_change_model(callbacks)
+        # with TerminateOnNaN, a chunk ends after the step whose loss is not finite, as
+        # the per-op loop stops after that batch
+        from fastnn.callbacks import TerminateOnNaN
+        stop_nonfinite = any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
         loss_sum, seen, start, batch = 0.0, 0, 0, 0
         logs = {"loss": float("nan")}
         bs = self.batch_size
@@ -779,7 +790,10 @@ class FusedTrainer:
             steps = -(-(stop - start) // bs)
             pred = np.empty((stop - start, self._n_out), self._dtype) if metrics else None
             loss_sum, done = self._run(x, y, sample_weight, order, start, stop, loss_sum, pred,
-                                       threads, limit is not None)
+                                       threads, limit is not None, stop_nonfinite)
+            if done < steps:    # stopped early, after a non-finite loss
+                stop, steps = min(n, start + done * bs), done
+                pred = None if pred is None else pred[:stop - start]
             if metrics:
                 # compile(metrics=...) are not weighted by sample_weight (Keras; the model's
                 # _update_metrics): the per-op loop calls update_state(y_batch, y_pred_batch)

@@ -13,10 +13,10 @@ class TerminateOnNaN(Callback):
 
     Checks ``logs['loss']`` after each batch; the message names the epoch
     (1-based) and the batch (0-based, as passed to the hook) and is printed and
-    kept in :attr:`message`. When ``fit`` reports per chunk of batches (see
-    :mod:`fastnn.callbacks.base`), the loss in the logs is the running mean of
-    the epoch, which stays non-finite once one batch was: the batch named is
-    then the last of the chunk in which it happened.
+    kept in :attr:`message`. When ``fit`` runs chunks of batches in one compiled
+    call (see :mod:`fastnn.callbacks.base`), a chunk ends right after the batch
+    that makes the epoch's running loss non-finite, so training stops after the
+    same batch, with the same weights, as on the per-op loop.
     """
 
     supports_chunked_batches = True
