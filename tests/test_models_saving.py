@@ -505,6 +505,11 @@ def _resave_config(src, dst, edit):
     (lambda c: c["weights"][0]["tensors"].reverse(), "shape"),
     (lambda c: c["weights"][0]["tensors"].append("nope"), "missing tensor|expects|weights"),
     (lambda c: c.pop("model"), "invalid model configuration"),
+    # sizes the file's weights cannot back: refused before building allocates them
+    (lambda c: c["model"]["config"]["layers"][1]["config"].update(units=10 ** 12),
+     "more than the file's weights hold"),
+    # a step count beyond the C long the compiled update counts in
+    (lambda c: c["optimizer_state"].update(iterations={"value": 10 ** 30}), "iterations"),
 ])
 def test_forged_configs_are_refused_naming_the_path(tmp_path, edit, word):
     utils.set_random_seed(6)
@@ -513,6 +518,42 @@ def test_forged_configs_are_refused_naming_the_path(tmp_path, edit, word):
     with pytest.raises(ValueError, match=word) as info:
         load_model(tmp_path / "forged.fnn")
     assert "forged.fnn" in str(info.value)
+
+
+def test_every_flipped_bit_is_a_clear_error_or_a_clean_load(tmp_path):
+    # A bit flipped in a compressed member surfaced as zlib.error; a config nested
+    # thousands deep as RecursionError. Loading raises ValueError or loads.
+    utils.set_random_seed(6)
+    _model(d=3, k=2).save(tmp_path / "m.fnn")
+    raw = (tmp_path / "m.fnn").read_bytes()
+    odd = []
+    for offset in range(len(raw)):
+        for bit in (0, 5):
+            data = bytearray(raw)
+            data[offset] ^= 1 << bit
+            (tmp_path / "c.fnn").write_bytes(bytes(data))
+            try:
+                load_model(tmp_path / "c.fnn")
+            except ValueError:
+                pass
+            except Exception as exc:  # noqa: BLE001 - the point of the test
+                odd.append((offset, bit, type(exc).__name__))
+    assert odd == []
+    _, members = saving._read_archive(tmp_path / "m.fnn")
+    members["config.json"] = b"[" * 100_000 + b"]" * 100_000
+    saving._write_archive(tmp_path / "deep.fnn", members)
+    with pytest.raises(ValueError, match="deep.fnn.*nested too deeply"):
+        load_model(tmp_path / "deep.fnn")
+
+
+def test_a_learning_rate_annealed_to_zero_saves_and_loads(tmp_path):
+    # The setter took 0 (as LearningRateScheduler sets it) but the constructor that
+    # loading calls refused it: the checkpoint could not be read back.
+    utils.set_random_seed(6)
+    model = _model()
+    model.optimizer.learning_rate = 0.0
+    model.save(tmp_path / "m.fnn")
+    assert load_model(tmp_path / "m.fnn").optimizer.learning_rate == 0.0
 
 
 def test_failed_save_leaves_the_previous_model(tmp_path, monkeypatch):

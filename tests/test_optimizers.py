@@ -409,7 +409,6 @@ def test_get_returns_objects_and_rejects_others():
 
 # -- validation -------------------------------------------------------------------------------
 @pytest.mark.parametrize("make,exc,word", [
-    (lambda: SGD(learning_rate=0.0), ValueError, "learning_rate"),
     (lambda: SGD(learning_rate=-1), ValueError, "learning_rate"),
     (lambda: SGD(learning_rate="fast"), TypeError, "learning_rate"),
     (lambda: SGD(learning_rate=float("nan")), ValueError, "learning_rate"),
@@ -433,6 +432,13 @@ def test_get_returns_objects_and_rejects_others():
 def test_bad_hyperparameters_are_named(make, exc, word):
     with pytest.raises(exc, match=word):
         make()
+
+
+def test_a_learning_rate_of_zero_is_accepted():
+    # As torch.optim, and as the learning_rate setter always did: a schedule or a
+    # callback may anneal the rate to 0, and a model saved then must load again.
+    assert SGD(learning_rate=0.0).learning_rate == 0.0
+    assert Adam(learning_rate=0).current_learning_rate() == 0.0
 
 
 def test_bad_apply_arguments_are_named():

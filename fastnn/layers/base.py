@@ -191,6 +191,14 @@ class Layer:
 
     def add_weight(self, name, shape, initializer, regularizer=None, constraint=None):
         """Create a parameter with ``initializer(shape, dtype)`` and register it."""
+        budget = _WEIGHT_BUDGET.get()
+        if budget is not None:
+            size = int(np.prod([int(n) for n in shape], dtype=object))
+            if size > budget[0]:
+                raise ValueError(
+                    f"layer {self.name!r}: {name!r} of shape {tuple(shape)} would hold {size} "
+                    f"values, more than the file's weights hold ({budget[0]} left)")
+            budget[0] -= size
         value = np.asarray(initializer(tuple(shape), dtype=self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
             raise ValueError(
@@ -360,6 +368,23 @@ def _module(kind):
 # builds it through its constructor, which resolves initializer / regularizer /
 # constraint configs; they must find the user's classes too.
 _CUSTOM_OBJECTS = contextvars.ContextVar("fastnn_layer_custom_objects", default=None)
+
+
+# While a saved model is rebuilt: [values its file's weights hold, not yet claimed].
+# Building a layer allocates fresh weights before the saved ones replace them, so
+# a doctored configuration (units=10**12) would otherwise allocate whatever it asks.
+_WEIGHT_BUDGET = contextvars.ContextVar("fastnn_layer_weight_budget", default=None)
+
+
+@contextlib.contextmanager
+def weight_budget(values):
+    """Inside the block, layers may create at most ``values`` parameter values in all
+    (ValueError beyond, before allocating)."""
+    token = _WEIGHT_BUDGET.set([int(values)])
+    try:
+        yield
+    finally:
+        _WEIGHT_BUDGET.reset(token)
 
 
 @contextlib.contextmanager

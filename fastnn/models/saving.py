@@ -35,6 +35,7 @@ import os
 import platform
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -143,8 +144,8 @@ def decode_tensors(data: bytes, where: str = "tensors") -> dict:
                          f"{len(data) - 8} available)")
     try:
         header = json.loads(data[8: 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{where}: corrupt tensor header ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{where}: corrupt tensor header ({type(exc).__name__})") from None
     if not isinstance(header, dict):
         raise ValueError(f"{where}: tensor header must be a JSON object")
     buffer = memoryview(data)[8 + n:]
@@ -302,10 +303,14 @@ def _read_member(zf, name, where, limit=_MAX_JSON_BYTES) -> bytes:
     if info.compress_type not in allowed:
         # Tensor members are stored uncompressed, so their size is bounded by the file's.
         raise ValueError(f"{where}: member {name!r} uses an unsupported compression method")
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{where}: member {name!r} is marked encrypted (fastnn never encrypts)")
     try:
         return zf.read(name)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        # zipfile checks each member's CRC-32 while reading; a flipped byte lands here.
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error, RuntimeError,
+            NotImplementedError) as exc:
+        # zipfile checks each member's CRC-32 while reading; a flipped byte lands here
+        # (or in the inflater, for a compressed member).
         raise ValueError(f"{where}: corrupt model file: cannot read {name!r} ({exc})") from None
 
 
@@ -314,6 +319,8 @@ def _parse_json(blob: bytes, where: str):
         return json.loads(blob.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{where}: corrupt JSON ({exc})") from None
+    except RecursionError:  # [[[[...]]]] nested deeper than the parser's stack
+        raise ValueError(f"{where}: corrupt JSON (nested too deeply)") from None
 
 
 # =========================================================================== models
@@ -558,10 +565,13 @@ def _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where)
     class_name = model_config.get("class_name")
     if class_name not in classes:
         raise ValueError(f"{where}: unknown model class {class_name!r}; expected one of {sorted(classes)}")
-    model = classes[class_name].from_config(model_config["config"], custom_objects=custom_objects)
-    shape = config.get("build_input_shape")
-    if shape is not None and not model.built:
-        model.build(tuple(shape))
+    from fastnn.layers.base import weight_budget
+    with weight_budget(sum(int(a.size) for a in weights.values())):
+        model = classes[class_name].from_config(model_config["config"],
+                                                custom_objects=custom_objects)
+        shape = config.get("build_input_shape")
+        if shape is not None and not model.built:
+            model.build(tuple(shape))
 
     layout = config["weights"]
     if not isinstance(layout, list) or len(layout) != len(model.layers):

@@ -44,17 +44,18 @@ from fastnn.optimizers import schedules as _schedules
 __all__ = ["Optimizer"]
 
 
-def _check_learning_rate(value, name="learning_rate", *, allow_zero=False):
-    """A float learning rate or a schedule, validated."""
+def _check_learning_rate(value, name="learning_rate"):
+    """A float learning rate (>= 0: a schedule or a callback may anneal it to 0, and
+    a model saved then must load again; torch.optim takes 0 too) or a schedule."""
     if isinstance(value, _schedules.LearningRateSchedule):
         return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(
-            f"{name} must be a positive float or a LearningRateSchedule "
+            f"{name} must be a float >= 0 or a LearningRateSchedule "
             f"(fastnn.optimizers.schedules), got {type(value).__name__}")
-    return check_float(value, name, minimum=0.0, min_inclusive=allow_zero)
+    return check_float(value, name, minimum=0.0)
 
 
 def check_flag(value, name) -> bool:
@@ -129,7 +130,7 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
-        value = _check_learning_rate(value, allow_zero=True)
+        value = _check_learning_rate(value)
         if (isinstance(self._learning_rate, _schedules.LearningRateSchedule)
                 and not isinstance(value, _schedules.LearningRateSchedule)):
             raise TypeError(
@@ -264,7 +265,9 @@ class Optimizer:
         unknown = sorted(set(state) - {"iterations", *self.slot_names})
         if unknown:
             raise ValueError(f"state has unknown keys {unknown} for {type(self).__name__}")
-        iterations = check_int(state["iterations"], "state['iterations']", minimum=0)
+        # the compiled update counts steps in a C long
+        iterations = check_int(state["iterations"], "state['iterations']", minimum=0,
+                               maximum=2 ** 63 - 1)
         lists = {}
         for name in self.slot_names:
             arrays = state[name]
