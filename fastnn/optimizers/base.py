@@ -219,16 +219,21 @@ class Optimizer:
         state of every option starts."""
         if len(self._slots) < len(params):
             self._slots.extend([None] * (len(params) - len(self._slots)))
+        names = self.slot_names
+        # every existing state has these names once checked; look again only when the
+        # settings change them (this runs every step of the per-op loop)
+        recheck = names != getattr(self, "_names_checked", None)
         for i, p in enumerate(params):
             slots = self._slots[i]
             if slots is None:
                 self._slots[i] = self._new_slots(p)
                 continue
-            missing = [name for name in self.slot_names if slots.get(name) is None]
-            if missing:
-                fresh = self._new_slots(p)
-                for name in missing:
-                    slots[name] = fresh[name]
+            if recheck:
+                missing = [name for name in names if slots.get(name) is None]
+                if missing:
+                    fresh = self._new_slots(p)
+                    for name in missing:
+                        slots[name] = fresh[name]
             for name, arr in slots.items():
                 if arr is not None and (arr.shape != p.shape or arr.dtype != p.dtype):
                     raise ValueError(
@@ -236,6 +241,7 @@ class Optimizer:
                         f"state for position {i} ({name!r}) has shape {arr.shape} and dtype "
                         f"{arr.dtype}; pass the parameters in the same order every time, or use a "
                         f"new optimizer for a different model")
+        self._names_checked = names
 
     @property
     def slots(self) -> list:
