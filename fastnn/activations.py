@@ -108,6 +108,15 @@ class Activation:
         self.param = param
         self.axis = int(axis)
 
+    # Counts changes to the attributes, so that a compiled plan holding them (the
+    # fused predictor) can tell with one comparison per call that an object it
+    # holds was changed in place.
+    version = 0
+
+    def __setattr__(self, attr, value):
+        object.__setattr__(self, attr, value)
+        object.__setattr__(self, "version", self.version + 1)
+
     @property
     def needs_input(self) -> bool:
         # With a negative slope/alpha the sign of y no longer tells the branch of x.

@@ -114,12 +114,6 @@ def _activation_code(act, where, in_shape=None):
     return ACTIVATION_CODES[act.name], float(param)
 
 
-def _activation_state(act):
-    """What of an activation object the predictor's plan holds (an object may be
-    changed in place)."""
-    return act.name, act.param, act.axis
-
-
 class _Decline(PlanDeclined):
     """Why a model cannot run fused (becomes explain()'s answer; raised as
     :class:`fastnn.backends.PlanDeclined` when the model changes under a plan)."""
@@ -904,9 +898,9 @@ class FusedPredictor:
         # rebuilt layer has new arrays), and every activation with its name and
         # parameter (a callback or the user may set another)
         self._dense = [(layer, layer.kernel, layer.bias, layer.activation,
-                        _activation_state(layer.activation))
+                        layer.activation.version)
                        for layer in model.layers if type(layer) is Dense]
-        self._activations = [(layer, layer.activation, _activation_state(layer.activation))
+        self._activations = [(layer, layer.activation, layer.activation.version)
                              for layer in model.layers if type(layer) is Activation]
         self._flat_output = len(model.layers[-1]._out_shape) == 1
         self._out_shape = tuple(model.layers[-1]._out_shape)
@@ -922,14 +916,15 @@ class FusedPredictor:
         # per call: a few identity checks, so one-sample latency stays a few microseconds
         # (a changed model is built again; if it no longer qualifies, _Decline is the
         # PlanDeclined the model expects)
-        for layer, kernel, bias, act, state in self._dense:
+        # (an activation object changed in place counts its changes: Activation.version)
+        for layer, kernel, bias, act, version in self._dense:
             if (layer.kernel is not kernel or layer.bias is not bias
-                    or layer.activation is not act or _activation_state(act) != state):
+                    or layer.activation is not act or act.version != version):
                 self._build()
                 break
         else:
-            for layer, act, state in self._activations:
-                if layer.activation is not act or _activation_state(act) != state:
+            for layer, act, version in self._activations:
+                if layer.activation is not act or act.version != version:
                     self._build()
                     break
         threads = _threads()
