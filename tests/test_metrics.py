@@ -123,6 +123,21 @@ def test_precision_class_id_top_k_and_sparse_labels():
     assert M.Recall(class_id=1)(labels, y_pred) == 0.5
 
 
+def test_top_k_keeps_exactly_k_predictions_per_row_when_scores_tie():
+    # Keras's top_k filter keeps k entries, the lower index first among equal scores;
+    # keeping every score >= the k-th counted a tied row's extra entries as positives.
+    precision = M.Precision(top_k=2)
+    precision.update_state(np.array([[0, 0, 1, 1]]), np.array([[0.4, 0.4, 0.4, 0.1]]))
+    assert (precision.true_positives, precision.false_positives) == (0.0, 2.0)
+    assert M.Recall(top_k=1)(np.array([[0, 1, 0]]), np.array([[0.5, 0.5, 0.0]])) == 0.0
+
+
+def test_streaming_auc_counts_a_nan_score_as_no_positive():
+    # nan > t is False at every threshold (Keras); searchsorted put NaN above them all,
+    # so a diverged model's NaN outputs scored a perfect AUC.
+    assert M.AUC()(np.array([1, 0, 0]), np.array([np.nan, 0.2, 0.9])) == 0.0
+
+
 # -- AUC ---------------------------------------------------------------------------------------
 def _pairwise_auc(y, s, w=None):
     w = np.ones(len(y)) if w is None else np.asarray(w, float)

@@ -56,9 +56,14 @@ class _Confusion(Metric):
         y_true = _one_hot_if_sparse(y_true, y_pred)
         y_true, y_pred, weights = as_arrays(y_true, y_pred, sample_weight)
         if self.top_k is not None:
-            # Only each row's k largest predictions may count as positive.
-            kth = -np.sort(-y_pred, axis=-1)[..., min(self.top_k, y_pred.shape[-1]) - 1:][..., :1]
-            y_pred = np.where(y_pred >= kth, y_pred, -np.inf)
+            # Only each row's k largest predictions may count as positive: exactly k, the
+            # lower index first among equal scores (Keras's top_k filter; keeping every
+            # score >= the k-th made tied rows count more than k positives).
+            k = min(self.top_k, y_pred.shape[-1])
+            top = np.argsort(-y_pred, axis=-1, kind="stable")[..., :k]
+            keep = np.zeros(y_pred.shape, dtype=bool)
+            np.put_along_axis(keep, top, True, axis=-1)
+            y_pred = np.where(keep, y_pred, -np.inf)
         if self.class_id is not None:
             if self.class_id >= y_pred.shape[-1]:
                 raise ValueError(f"class_id {self.class_id} is out of range for y_pred of shape {y_pred.shape}")
@@ -186,7 +191,10 @@ class AUC(Metric):
         is_true = y_true.astype(bool).ravel()
         pred = y_pred.ravel()
         # bucket[i] = how many thresholds lie below pred[i]; pred > t_j exactly for j < bucket.
+        # A NaN is above no threshold (nan > t is False, as in Keras): bucket 0, where
+        # searchsorted would put it above them all (a diverged model scored AUC 1).
         bucket = np.searchsorted(self.thresholds, pred, side="left")
+        bucket[np.isnan(pred)] = 0
         n = len(self.thresholds)
         pos = np.bincount(bucket, weights=w * is_true, minlength=n + 1)
         neg = np.bincount(bucket, weights=w * ~is_true, minlength=n + 1)
