@@ -62,24 +62,172 @@ TORCH_CASES = [
     ("CosineAnnealingLR", dict(T_max=5, eta_min=0.001)),
     ("LinearLR", dict(start_factor=0.1, end_factor=0.9, total_iters=6)),
     ("LambdaLR", dict(lr_lambda=lambda e: 0.95 ** e + 0.01 * e)),
+    ("MultiplicativeLR", dict(lr_lambda=lambda e: 0.9 if e % 2 else 1.05)),
+    ("ConstantLR", dict(factor=0.4, total_iters=3)),
+    ("PolynomialLR", dict(total_iters=7, power=2.0)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=2, eta_min=0.001)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=4)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=[0.1, 0.2], step_size_up=3, step_size_down=2)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=2, mode="triangular2",
+                      base_momentum=0.7)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=0.9,
+                      cycle_momentum=False)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=lambda x: 0.5 ** x,
+                      scale_mode="iterations")),
+    ("OneCycleLR", dict(max_lr=[0.5, 1.0], total_steps=16)),
+    ("OneCycleLR", dict(max_lr=0.5, epochs=4, steps_per_epoch=4, pct_start=0.25,
+                        anneal_strategy="linear", three_phase=True, div_factor=10.0)),
 ]
 
 
+def _torch_twin(torch, optimizer_name, groups=2):
+    t_params = [torch.zeros(2, requires_grad=True) for _ in range(groups)]
+    return getattr(torch.optim, optimizer_name)(
+        [{"params": [p], "lr": 0.1 * (i + 1)} for i, p in enumerate(t_params)], lr=0.1)
+
+
+def _settings(optimizer):
+    """What a schedule may change: the rates and the momentum (or beta1)."""
+    return [(g["lr"], g.get("momentum"), g.get("betas")) for g in optimizer.param_groups]
+
+
+@pytest.mark.parametrize("optimizer_name", ["SGD", "Adam"])
 @pytest.mark.parametrize("name,kwargs", TORCH_CASES, ids=[c[0] for c in TORCH_CASES])
-def test_matches_torch_schedulers(name, kwargs):
+def test_matches_torch_schedulers(name, kwargs, optimizer_name):
     torch = pytest.importorskip("torch")
-    opt = make_optimizer(0.1, groups=2)
+    params = [nn.Parameter(np.zeros(2)) for _ in range(2)]
+    opt = getattr(optim, optimizer_name)(
+        [{"params": [p], "lr": 0.1 * (i + 1)} for i, p in enumerate(params)], lr=0.1)
     ours = getattr(sched, name)(opt, **kwargs)
-    t_params = [torch.zeros(2, requires_grad=True) for _ in range(2)]
-    t_opt = torch.optim.SGD([{"params": [p], "lr": 0.1 * (i + 1)} for i, p in enumerate(t_params)], lr=0.1)
+    t_opt = _torch_twin(torch, optimizer_name)
     theirs = getattr(torch.optim.lr_scheduler, name)(t_opt, **kwargs)
     for epoch in range(16):
-        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in t_opt.param_groups], epoch
+        assert _settings(opt) == _settings(t_opt), epoch
         assert ours.get_last_lr() == theirs.get_last_lr()
         opt.step()
         t_opt.step()
         ours.step()
         theirs.step()
+
+
+SEQUENCES = [
+    (lambda s, o: [s.LinearLR(o, start_factor=0.1, total_iters=3),
+                   s.CosineAnnealingLR(o, T_max=6, eta_min=0.01)], [3]),
+    (lambda s, o: [s.ConstantLR(o, factor=0.5, total_iters=2), s.ExponentialLR(o, gamma=0.8),
+                   s.StepLR(o, step_size=2, gamma=0.5)], [2, 6]),
+    (lambda s, o: [s.LinearLR(o, start_factor=0.2, total_iters=4),
+                   s.MultiStepLR(o, milestones=[1, 3], gamma=0.5),
+                   s.PolynomialLR(o, total_iters=4)], [4, 9]),
+    (lambda s, o: [s.ExponentialLR(o, gamma=0.9),
+                   s.CosineAnnealingWarmRestarts(o, T_0=3)], [5]),
+]
+
+
+@pytest.mark.parametrize("make,milestones", SEQUENCES)
+def test_sequential_lr_matches_torch(make, milestones):
+    torch = pytest.importorskip("torch")
+    opt = make_optimizer(0.1, groups=2)
+    ours = sched.SequentialLR(opt, make(sched, opt), milestones=milestones)
+    t_opt = _torch_twin(torch, "SGD")
+    theirs = torch.optim.lr_scheduler.SequentialLR(
+        t_opt, make(torch.optim.lr_scheduler, t_opt), milestones=milestones)
+    for epoch in range(16):
+        assert _settings(opt) == _settings(t_opt), epoch
+        assert ours.get_last_lr() == theirs.get_last_lr()
+        opt.step(), t_opt.step()
+        ours.step(), theirs.step()
+
+
+def test_chained_scheduler_matches_torch():
+    torch = pytest.importorskip("torch")
+
+    def make(s, o):
+        return [s.ConstantLR(o, factor=0.5, total_iters=3), s.ExponentialLR(o, gamma=0.9),
+                s.SequentialLR(o, [s.LinearLR(o, start_factor=0.5, total_iters=2),
+                                   s.StepLR(o, step_size=2)], milestones=[3])]
+    opt = make_optimizer(0.1, groups=2)
+    ours = sched.ChainedScheduler(make(sched, opt))
+    t_opt = _torch_twin(torch, "SGD")
+    theirs = torch.optim.lr_scheduler.ChainedScheduler(make(torch.optim.lr_scheduler, t_opt))
+    for epoch in range(12):
+        assert _settings(opt) == _settings(t_opt), epoch
+        assert ours.get_last_lr() == theirs.get_last_lr()
+        opt.step(), t_opt.step()
+        ours.step(), theirs.step()
+
+
+def test_warm_restarts_take_fractional_epochs_like_torch():
+    torch = pytest.importorskip("torch")
+    opt = make_optimizer(0.1)
+    ours = sched.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=2, eta_min=0.001)
+    t_opt = _torch_twin(torch, "SGD", groups=1)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(t_opt, T_0=2, T_mult=2,
+                                                                  eta_min=0.001)
+    for epoch in [0.25, 0.5, 1.75, 2, 3.5, 6, 13.9, 1]:
+        opt.step(), t_opt.step()
+        ours.step(epoch)
+        theirs.step(epoch)
+        assert _settings(opt) == _settings(t_opt), epoch
+        assert ours.last_epoch == theirs.last_epoch
+
+
+def test_one_cycle_by_hand_and_its_end():
+    opt = optim.SGD([nn.Parameter(np.zeros(2))], lr=0.1)
+    s = sched.OneCycleLR(opt, max_lr=1.0, total_steps=4, pct_start=0.5, div_factor=4.0,
+                         final_div_factor=10.0, anneal_strategy="linear")
+    lrs, momenta = [], []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        momenta.append(opt.param_groups[0]["momentum"])
+        opt.step()
+        s.step()
+    # up from 0.25 to 1 over steps 0..1, then down to 0.025 at step 3; momentum the other way
+    np.testing.assert_allclose(lrs, [0.25, 1.0, 0.5125, 0.025])
+    np.testing.assert_allclose(momenta, [0.95, 0.85, 0.9, 0.95])
+    with pytest.raises(ValueError, match="beyond total_steps = 4"):
+        s.step()
+
+
+def test_one_cycle_with_a_warm_up_of_no_steps():
+    # pct_start * total_steps = 1: PyTorch divides by zero at step 0; the rise is over at once
+    opt = optim.SGD([nn.Parameter(np.zeros(2))], lr=0.1)
+    s = sched.OneCycleLR(opt, max_lr=1.0, total_steps=10, pct_start=0.1)
+    assert s.get_last_lr() == [1.0]
+
+
+def test_cyclic_and_one_cycle_need_a_momentum_to_cycle():
+    opt = optim.Adagrad([nn.Parameter(np.zeros(2))], lr=0.1)
+    with pytest.raises(ValueError, match="cycle_momentum=False"):
+        sched.CyclicLR(opt, base_lr=0.01, max_lr=0.1)
+    with pytest.raises(ValueError, match="cycle_momentum=False"):
+        sched.OneCycleLR(opt, max_lr=0.1, total_steps=10)
+    sched.OneCycleLR(opt, max_lr=0.1, total_steps=10, cycle_momentum=False)
+
+
+def test_composite_state_dict_round_trip():
+    def build():
+        opt = make_optimizer(1.0)
+        return opt, sched.SequentialLR(opt, [sched.LinearLR(opt, start_factor=0.5, total_iters=2),
+                                             sched.ExponentialLR(opt, gamma=0.5)], milestones=[2])
+    opt, s = build()
+    lr_sequence(s, opt, 4)
+    saved = s.state_dict()
+    assert "optimizer" not in saved and len(saved["_schedulers"]) == 2
+    opt2, s2 = build()
+    s2.load_state_dict(saved)
+    opt2.param_groups[0]["lr"] = opt.param_groups[0]["lr"]
+    assert lr_sequence(s2, opt2, 3) == lr_sequence(s, opt, 3)
+    with pytest.raises(ValueError, match="states of 2 schedulers"):
+        s2.load_state_dict({"last_epoch": 1})
+
+
+def test_old_pickles_find_the_classes():
+    # the classes keep the module path they had before lr_scheduler became a package
+    assert sched.StepLR.__module__ == "fastnn.optim.lr_scheduler"
+    import pickle
+    opt = make_optimizer(1.0)
+    s = pickle.loads(pickle.dumps(sched.StepLR(opt, step_size=2)))
+    assert isinstance(s, sched.StepLR) and s.last_epoch == 0
 
 
 def test_chained_schedulers_compose_like_torch():
@@ -163,3 +311,26 @@ def test_bad_arguments():
         sched.ReduceLROnPlateau(opt, mode="maxx")
     with pytest.raises(KeyError, match="initial_lr"):
         sched.StepLR(make_optimizer(), step_size=1, last_epoch=3)
+    with pytest.raises(ValueError, match="factor must be > 0"):
+        sched.ConstantLR(opt, factor=0.0)
+    with pytest.raises(ValueError, match="T_mult must be >= 1"):
+        sched.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=0)
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        sched.CosineAnnealingWarmRestarts(opt, T_0=2).step(-1)
+    with pytest.raises(ValueError, match="max_lr must have one value per parameter group"):
+        sched.CyclicLR(opt, base_lr=0.01, max_lr=[0.1, 0.2])
+    with pytest.raises(ValueError, match="did you mean 'triangular2'"):
+        sched.CyclicLR(opt, base_lr=0.01, max_lr=0.1, mode="triangle2")
+    with pytest.raises(ValueError, match="total_steps, or epochs and steps_per_epoch"):
+        sched.OneCycleLR(opt, max_lr=0.1, epochs=3)
+    with pytest.raises(ValueError, match="pct_start must be <= 1"):
+        sched.OneCycleLR(opt, max_lr=0.1, total_steps=10, pct_start=1.5)
+    other = make_optimizer()
+    with pytest.raises(ValueError, match="another optimizer"):
+        sched.SequentialLR(opt, [sched.StepLR(opt, 1), sched.StepLR(other, 1)], milestones=[2])
+    with pytest.raises(ValueError, match="one milestone fewer"):
+        sched.SequentialLR(opt, [sched.StepLR(opt, 1), sched.StepLR(opt, 1)], milestones=[])
+    with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+        sched.ChainedScheduler([sched.StepLR(opt, 1), sched.ReduceLROnPlateau(opt)])
+    with pytest.raises(ValueError, match="at least one"):
+        sched.SequentialLR(opt, [], milestones=[])
