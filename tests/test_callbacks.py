@@ -493,6 +493,55 @@ def test_csv_logger_bad_separator():
         C.CSVLogger("x.csv", separator="::")
 
 
+# -- LambdaCallback ----------------------------------------------------------------------------
+def _small_model():
+    import fastnn
+    from fastnn import layers
+    model = fastnn.Sequential([layers.Dense(4, activation="relu", input_shape=(3,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_lambda_callback_calls_the_functions_with_the_hooks_arguments():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 1))
+    calls = []
+    cb = C.LambdaCallback(
+        on_train_begin=lambda logs: calls.append(("train_begin",)),
+        on_epoch_begin=lambda epoch, logs: calls.append(("epoch_begin", epoch)),
+        on_epoch_end=lambda epoch, logs: calls.append(("epoch_end", epoch, sorted(logs))),
+        on_train_end=lambda logs: calls.append(("train_end",)),
+        on_test_begin=lambda logs: calls.append(("test_begin",)))
+    assert not C.CallbackList([cb]).requires_per_batch_calls("train")
+    model = _small_model()
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb], validation_split=0.2)
+    assert calls == [("train_begin",), ("epoch_begin", 0), ("test_begin",),
+                     ("epoch_end", 0, ["loss", "val_loss"]), ("epoch_begin", 1), ("test_begin",),
+                     ("epoch_end", 1, ["loss", "val_loss"]), ("train_end",)]
+
+
+def test_lambda_callback_batch_functions_see_every_batch():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 1))
+    seen = []
+    cb = C.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(batch))
+    assert C.CallbackList([cb]).requires_per_batch_calls("train")
+    _small_model().fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
+    assert seen == [0, 1, 2, 3, 4] * 2
+    legacy = []
+    cb = C.LambdaCallback(on_batch_begin=lambda batch, logs: legacy.append(batch))
+    assert C.CallbackList([cb]).requires_per_batch_calls("train")
+    _small_model().fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[cb])
+    assert legacy == [0, 1, 2, 3, 4]
+
+
+def test_lambda_callback_refuses_unknown_hooks_and_non_functions():
+    with pytest.raises(TypeError, match="unknown hook.*on_epoch_ends"):
+        C.LambdaCallback(on_epoch_ends=print)
+    with pytest.raises(TypeError, match="on_epoch_end must be callable"):
+        C.LambdaCallback(on_epoch_end="print")
+
+
 # -- ModelCheckpoint ---------------------------------------------------------------------------
 def test_model_checkpoint_every_epoch_with_formatted_names(tmp_path):
     model = FakeModel()
@@ -528,6 +577,31 @@ def test_model_checkpoint_save_freq_in_batches_counts_across_epochs(tmp_path):
     run_fit(model, [cb], [{"loss": 1.0}] * 2, steps=4)
     # batches 1..8 overall: saves after the 3rd (epoch 1, batch 3) and 6th (epoch 2, batch 2)
     assert [os.path.basename(p) for p in model.saved] == ["m-1-3.fnn", "m-2-2.fnn"]
+
+
+def test_model_checkpoint_save_weights_only(tmp_path):
+    import fastnn
+    build = _small_model
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 1))
+    model = build()
+    path = str(tmp_path / "w-{epoch}.weights")
+    ends = []
+    remember = C.LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(model.get_weights()))
+    cb = C.ModelCheckpoint(path, monitor="loss", save_weights_only=True)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb, remember])
+    assert cb.saved == [str(tmp_path / "w-1.weights"), str(tmp_path / "w-2.weights")]
+    for saved, expected in zip(cb.saved, ends):
+        fresh = build()
+        fresh.build((None, 3))
+        fresh.load_weights(saved)
+        for got, want in zip(fresh.get_weights(), expected):
+            np.testing.assert_array_equal(got, want)
+    # a weights file is not a model file
+    with pytest.raises(ValueError):
+        fastnn.models.load_model(cb.saved[0])
+    with pytest.raises(TypeError, match="save_weights_only"):
+        C.ModelCheckpoint("m.fnn", save_weights_only="yes")
 
 
 def test_model_checkpoint_unknown_field(tmp_path):

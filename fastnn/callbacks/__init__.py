@@ -2,8 +2,8 @@
 
 ``History`` (returned by ``fit``), ``ProgbarLogger`` (the progress display),
 ``EarlyStopping``, ``ModelCheckpoint``, ``TerminateOnNaN``, ``CSVLogger``,
-``LearningRateScheduler``, ``ReduceLROnPlateau``; subclass ``Callback`` for
-your own. ``CallbackList`` is what ``fit`` uses to call them all; see
+``LearningRateScheduler``, ``ReduceLROnPlateau``; ``LambdaCallback`` makes one
+of plain functions, or subclass ``Callback`` for your own. ``CallbackList`` is what ``fit`` uses to call them all; see
 :mod:`fastnn.callbacks.base` for how ``fit`` reports batches when it runs
 them in compiled chunks.
 
@@ -17,6 +17,7 @@ from fastnn.callbacks.base import Callback, CallbackList
 from fastnn.callbacks.csv_logger import CSVLogger
 from fastnn.callbacks.early_stopping import EarlyStopping
 from fastnn.callbacks.history import History
+from fastnn.callbacks.lambda_callback import LambdaCallback
 from fastnn.callbacks.learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from fastnn.callbacks.model_checkpoint import ModelCheckpoint
 from fastnn.callbacks.progbar import ProgbarLogger, resolve_verbose
@@ -24,5 +25,6 @@ from fastnn.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
-    "TerminateOnNaN", "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "resolve_verbose",
+    "TerminateOnNaN", "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LambdaCallback",
+    "resolve_verbose",
 ]

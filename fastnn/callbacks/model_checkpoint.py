@@ -13,7 +13,8 @@ __all__ = ["ModelCheckpoint"]
 
 
 class ModelCheckpoint(Callback):
-    """Call ``model.save(path)`` after every epoch (or every ``save_freq`` batches).
+    """Call ``model.save(path)`` (or ``model.save_weights(path)``) after every epoch, or
+    every ``save_freq`` batches.
 
     Parameters
     ----------
@@ -27,6 +28,9 @@ class ModelCheckpoint(Callback):
         1 prints a line for each save (and each skipped save with ``save_best_only``).
     save_best_only : bool, default False
         Save only when ``monitor`` improves on the best value so far.
+    save_weights_only : bool, default False
+        Save the weights alone (:meth:`Sequential.save_weights`; read back with
+        ``load_weights``) rather than the whole model with its optimizer state.
     mode : {'auto', 'min', 'max'}, default 'auto'
     save_freq : 'epoch' or int, default 'epoch'
         An int saves every that many batches (``fit`` then reports every batch).
@@ -34,8 +38,9 @@ class ModelCheckpoint(Callback):
         With ``save_best_only``, a value the first save must beat.
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto",
-                 save_freq="epoch", initial_value_threshold=None):
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
         super().__init__()
         try:
             self.filepath = os.fspath(filepath)
@@ -46,6 +51,9 @@ class ModelCheckpoint(Callback):
         self.monitor = check_monitor(monitor)
         self.verbose = check_int(verbose, "verbose", minimum=0)
         self.save_best_only = bool(save_best_only)
+        if not isinstance(save_weights_only, bool):
+            raise TypeError(f"save_weights_only must be True or False, got {save_weights_only!r}")
+        self.save_weights_only = save_weights_only
         self.mode = check_mode(mode)
         if save_freq != "epoch":
             save_freq = check_int(save_freq, "save_freq", minimum=1)
@@ -115,7 +123,10 @@ class ModelCheckpoint(Callback):
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        self.model.save(path)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
         self.saved.append(path)
 
     def _fmt(self, best):
