@@ -1152,3 +1152,31 @@ def test_inference_rejects_nan_and_inf_on_every_path(use_backend, rows, where):
         with pytest.raises(ValueError, match=r"x contains 2 NaN or infinite"):
             call(bad)
         np.testing.assert_allclose(call(x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("setting,value", [("label_smoothing", 0.3), ("from_logits", True)])
+def test_loss_settings_changed_in_place_take_effect(setting, value, f64):
+    # Keras reads a loss's settings at each step; the per-op step caches the loss it
+    # fuses with the softmax, which must follow them (it kept the old ones).
+    from fastnn import losses
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 5))
+    y = np.eye(3)[rng.integers(0, 3, 32)]
+
+    def model(**loss_args):
+        m = Sequential([Dense(3, activation="softmax", input_shape=(5,))])
+        with warnings.catch_warnings():  # from_logits after a softmax: warned, meant here
+            warnings.simplefilter("ignore", UserWarning)
+            m.compile(optimizer="sgd", loss=losses.CategoricalCrossentropy(**loss_args))
+        m.set_weights([np.full((5, 3), 0.1), np.zeros(3)])
+        return m
+    changed = model()
+    changed.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    setattr(changed.loss, setting, value)
+    reference = model(**{setting: value})
+    reference.set_weights(changed.get_weights())
+    got = changed.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False).history["loss"]
+    want = reference.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False).history["loss"]
+    assert got == want
+    for a, b in zip(changed.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -455,7 +455,10 @@ class TrainingMixin:
             return None
         last = self._layers[-1]
         act = getattr(last, "activation", None)
-        key = (last, act, self.loss)
+        # The loss's settings are part of the key: a callback may set label_smoothing
+        # or from_logits on the compiled loss in place, as Keras reads them per step.
+        key = (last, act, self.loss, getattr(self.loss, "label_smoothing", None),
+               getattr(self.loss, "from_logits", None))
         if self._logits_cache is not None and self._logits_cache[0] == key:
             return self._logits_cache[1]
         fused = None
