@@ -197,6 +197,10 @@ def test_cross_entropy_errors():
         F.cross_entropy(tensor(np.zeros((2, 3, 4))), [0, 1])
     with pytest.raises(ValueError, match="reduction"):
         F.cross_entropy(logits, [0, 1, 2], reduction="avg")
+    # a column of labels is refused, as by PyTorch (not flattened)
+    for loss in (F.cross_entropy, lambda x, t: F.nll_loss(F.log_softmax(x, dim=1), t)):
+        with pytest.raises(ValueError, match=r"1-D array of class indices.*\(3, 1\)"):
+            loss(logits, np.array([[0], [1], [2]]))
 
 
 def _weighted_smoothed_ce(logits, labels, weight, ignore_index, ls):

@@ -366,7 +366,11 @@ def _class_indices(target, classes, ignore_index=None):
         ``ignore_index`` read 0 (their loss is masked out); ``ignored`` a bool
         array of those targets, or None when there are none.
     """
-    if type(target) is np.ndarray and target.ndim == 1 and target.dtype.kind in "iu" \
+    if np.ndim(target) != 1:
+        # PyTorch too: an (N, 1) column of labels is refused, not flattened
+        raise ValueError(f"target must be a 1-D array of class indices (one per row), got "
+                         f"shape {np.shape(target)}")
+    if type(target) is np.ndarray and target.dtype.kind in "iu" \
             and target.size and target.min() >= 0 and target.max() < classes:
         labels = target  # the common case, checked with two reductions and no copy
     elif ignore_index is not None and not 0 <= ignore_index < classes:
