@@ -260,6 +260,10 @@ def test_load_state_dict_errors():
         opt.load_state_dict(bad)
     with pytest.raises(ValueError, match=r"param_groups\[0\].*'params'"):
         opt.load_state_dict({"state": {}, "param_groups": [{"lr": 0.1}]})
+    with pytest.raises(TypeError, match=r"state_dict\['param_groups'\] must be a list of dicts"):
+        opt.load_state_dict({"state": {}, "param_groups": 5})
+    with pytest.raises(TypeError, match=r"state_dict\['state'\] must be a dict"):
+        opt.load_state_dict({"state": [1], "param_groups": good["param_groups"]})
 
 
 def test_a_failed_load_changes_nothing():

@@ -255,6 +255,12 @@ class Optimizer:
                 or "state" not in state_dict:
             raise TypeError("state_dict must be a dict with 'state' and 'param_groups' "
                             "(as returned by Optimizer.state_dict())")
+        if not isinstance(state_dict["param_groups"], (list, tuple)):
+            raise TypeError(f"state_dict['param_groups'] must be a list of dicts, got "
+                            f"{type(state_dict['param_groups']).__name__}")
+        if not isinstance(state_dict["state"], Mapping):
+            raise TypeError(f"state_dict['state'] must be a dict, got "
+                            f"{type(state_dict['state']).__name__}")
         saved_groups = list(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
