@@ -470,3 +470,24 @@ def test_mean_weighted_and_from_totals():
         m.update_state_from_totals("4", 2)
     m.reset_state()
     assert m.result() == 0.0
+
+
+@pytest.mark.parametrize("make,y_true,y_pred", [
+    (lambda: M.BinaryAccuracy(), [[1.0], [0.0]], [[0.9], [0.6]]),
+    (lambda: M.CategoricalAccuracy(), np.eye(3)[:2], [[0.7, 0.2, 0.1], [0.6, 0.3, 0.1]]),
+    (lambda: M.SparseCategoricalAccuracy(), [0, 1], [[0.7, 0.2, 0.1], [0.6, 0.3, 0.1]]),
+    (lambda: M.TopKCategoricalAccuracy(k=2), np.eye(3)[:2], [[0.7, 0.2, 0.1], [0.6, 0.3, 0.1]]),
+    (lambda: M.MeanSquaredError(), [[1.0], [2.0]], [[1.5], [2.0]]),
+    (lambda: M.R2Score(), [[1.0], [2.0], [4.0]], [[1.5], [2.0], [3.0]]),
+    (lambda: M.Precision(), [[1.0], [0.0]], [[0.9], [0.6]]),
+    (lambda: M.AUC(), [[1.0], [0.0]], [[0.9], [0.6]]),
+])
+def test_an_empty_batch_adds_nothing(make, y_true, y_pred):
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    m, ref = make(), make()
+    m.update_state(y_true[:0], y_pred[:0])
+    assert m.result() == 0.0
+    m.update_state(y_true, y_pred)
+    m.update_state(y_true[:0], y_pred[:0], sample_weight=np.zeros(0))
+    ref.update_state(y_true, y_pred)
+    assert m.result() == ref.result()

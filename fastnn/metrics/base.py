@@ -177,6 +177,8 @@ class MeanMetricWrapper(Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred, weights = as_arrays(y_true, y_pred, sample_weight, sparse=self.sparse_labels)
+        if len(y_pred) == 0:
+            return  # an empty batch adds nothing (Keras: 0 to the total and the count)
         values = np.asarray(self._per_sample(y_true, y_pred), dtype=np.float64)
         if values.ndim == 0:
             values = np.full(len(y_pred), float(values))

@@ -77,6 +77,8 @@ class R2Score(Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred, weights = as_arrays(y_true, y_pred, sample_weight)
+        if len(y_pred) == 0:
+            return  # an empty batch adds nothing
         y_true = y_true.astype(np.float64).reshape(len(y_true), -1)
         y_pred = y_pred.reshape(len(y_pred), -1)
         if self.weight is not None and y_true.shape[1] != self.weight.shape[0]:
