@@ -897,6 +897,8 @@ def test_predict_follows_activation_changes():
         assert not np.allclose(got, before)
         np.testing.assert_allclose(got, model.forward(x, training=False), rtol=1e-12)
         np.testing.assert_allclose(model.predict_on_batch(x[:1]), got[:1], rtol=1e-12)
+        # compiled again once the Python activation is replaced by a built-in one
+        assert (model._fused_predictor() is None) == (activation is _python_tanh)
     # an Activation layer's activation, and a parameter of an activation object
     model.layers[4].activation = "relu"
     np.testing.assert_allclose(model.predict(x, verbose=0), model.forward(x), rtol=1e-12)

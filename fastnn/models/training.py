@@ -115,6 +115,21 @@ def _raise_nonfinite(x, name):
     as_float_array(x, name)
     raise ValueError(f"{name} contains NaN or infinite values")  # pragma: no cover
 
+
+def _activations_of(layers):
+    """Each layer's activation and its change count (fastnn activations count them)."""
+    out = []
+    for layer in layers:
+        act = getattr(layer, "activation", None)
+        out.append((act, getattr(act, "version", None)))
+    return out
+
+
+def _same_activations(recorded, layers):
+    current = _activations_of(layers)
+    return len(recorded) == len(current) and all(
+        a is b and va == vb for (a, va), (b, vb) in zip(recorded, current))
+
 class _Targets:
     """Validated targets and weights of one data set (x, y, per-sample weights)."""
 
@@ -174,7 +189,8 @@ class TrainingMixin:
         self.history = None
         self._compiled = False
         self._logits_cache = None     # (last layer, its activation, loss) -> from_logits loss
-        self._predictor_cache = None  # (backend ops, fused predictor or None)
+        # (backend ops, fused predictor or None, the activations it was decided on)
+        self._predictor_cache = None
 
     def __getstate__(self):
         # pickle and copy.deepcopy: the compiled predictor (a cache, and not picklable)
@@ -879,8 +895,12 @@ class TrainingMixin:
         if not hasattr(ops, "fused_predict_plan") or not self.built:
             return None
         cache = self._predictor_cache
-        if cache is None or cache[0] is not ops:
-            cache = self._predictor_cache = (ops, ops.fused_predict_plan(self))
+        if cache is None or cache[0] is not ops or (
+                cache[1] is None and not _same_activations(cache[2], self._layers)):
+            # a model that did not qualify is looked at again once an activation changes
+            # (e.g. set back from a Python function to a built-in one)
+            cache = self._predictor_cache = (ops, ops.fused_predict_plan(self),
+                                             _activations_of(self._layers))
         return cache[1]
 
     def _infer(self, x, name="x", whole=None):
@@ -895,7 +915,8 @@ class TrainingMixin:
                 y = predictor.predict(x, check_finite=True)
             except backends.PlanDeclined:
                 # the model changed into one the predictor does not cover
-                self._predictor_cache = (self._predictor_cache[0], None)
+                self._predictor_cache = (self._predictor_cache[0], None,
+                                         _activations_of(self._layers))
                 predictor = None
         if predictor is None:
             if not _all_finite(x):
