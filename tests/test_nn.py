@@ -373,3 +373,125 @@ def test_seed_pytorch_example_reaches_96_percent_on_mnist():
     last = done.stdout.strip().splitlines()[-1]
     accuracy = float(last.rsplit(" ", 1)[1])
     assert accuracy >= 0.96, done.stdout
+
+
+# ---------------------------------------------------------------- module semantics (PyTorch's)
+
+def test_a_module_held_twice_is_one_child():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Linear(2, 2)
+            self.dec = self.enc
+
+    m = Tied()
+    assert [name for name, _ in m.named_children()] == ["enc"]
+    calls = []
+    m.apply(lambda module: calls.append(type(module).__name__))
+    assert calls == ["Linear", "Tied"]  # fn runs once on the shared Linear
+
+
+def test_train_goes_through_each_childs_own_train():
+    class Frozen(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.5)
+
+        def train(self, mode=True):
+            return super().train(False)  # always evaluates
+
+    net = nn.Sequential(nn.Linear(2, 2), Frozen())
+    net.train()
+    assert net.training and net[0].training
+    assert not net[1].training and not net[1].drop.training
+
+
+def test_registering_over_an_existing_attribute_is_refused():
+    m = nn.Linear(2, 2)
+    with pytest.raises(KeyError, match="attribute 'forward' already exists"):
+        m.add_module("forward", nn.ReLU())
+    with pytest.raises(KeyError, match="attribute 'extra_repr' already exists"):
+        m.register_parameter("extra_repr", nn.Parameter(np.zeros(1)))
+    with pytest.raises(KeyError, match="attribute 'weight' already exists"):
+        m.register_buffer("weight", tensor(np.zeros(1)))
+    m.register_parameter("bias", None)  # re-registering a parameter is allowed
+    assert m.bias is None
+
+
+def test_buffers_are_state_but_not_parameters():
+    torch = pytest.importorskip("torch")
+
+    def make(mod):
+        zeros = ((lambda n: torch.zeros(n, dtype=torch.float64)) if mod is torch.nn
+                 else (lambda n: tensor(np.zeros(n))))
+        count = torch.tensor(4) if mod is torch.nn else tensor(np.array(4, dtype=np.int64))
+
+        class Norm(mod.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = mod.Linear(3, 2)
+                self.register_buffer("running_mean", zeros(2))
+                self.register_buffer("steps", count)
+                self.register_buffer("scratch", zeros(5), persistent=False)
+        return Norm()
+
+    ours, theirs = make(nn), make(torch.nn)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == [
+        "running_mean", "steps", "fc.weight", "fc.bias"]
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    assert len(list(ours.parameters())) == 2
+    theirs.running_mean += 1.5
+    ours.load_state_dict(theirs.state_dict())
+    np.testing.assert_array_equal(ours.running_mean.numpy(), [1.5, 1.5])
+    assert int(ours.steps.item()) == 4
+    ours.float()
+    assert ours.running_mean.dtype == np.float32 and ours.steps.dtype == np.int64
+    ours.running_mean = tensor(np.ones(2))  # assigning a tensor replaces the buffer
+    assert ours.state_dict()["running_mean"].numpy().tolist() == [1.0, 1.0]
+    with pytest.raises(TypeError, match="buffer 'running_mean'"):
+        ours.running_mean = np.ones(2)
+    with pytest.raises(TypeError, match="fastnn.Tensor or None"):
+        ours.register_buffer("other", [1, 2])
+
+
+def test_sequential_and_module_list_edit_like_pytorch():
+    torch = pytest.importorskip("torch")
+    for mod in (nn, torch.nn):
+        seq = mod.Sequential(mod.Linear(2, 3), mod.ReLU(), mod.Linear(3, 1))
+        seq.insert(1, mod.Tanh())
+        seq[2] = mod.Sigmoid()
+        del seq[0]
+        seq.append(mod.Identity())
+        names = [(name, type(m).__name__) for name, m in seq.named_children()]
+        lst = mod.ModuleList([mod.ReLU(), mod.Tanh()])
+        lst.insert(0, mod.Sigmoid())
+        lst[-1] = mod.Identity()
+        del lst[1]
+        lst_names = [(name, type(m).__name__) for name, m in lst.named_children()]
+        if mod is nn:
+            ours = (names, lst_names)
+        else:
+            assert ours == (names, lst_names)
+    assert ours[0] == [("0", "Tanh"), ("1", "Sigmoid"), ("2", "Linear"), ("3", "Identity")]
+    seq = nn.Sequential(nn.ReLU(), nn.Tanh())
+    assert isinstance(seq.pop(0), nn.ReLU) and len(seq) == 1 and isinstance(seq[0], nn.Tanh)
+    with pytest.raises(IndexError, match="out of range"):
+        seq.insert(5, nn.ReLU())
+    with pytest.raises(TypeError, match="is not a fastnn.nn.Module"):
+        seq[0] = "relu"
+
+
+def test_module_dict_registers_its_modules():
+    d = nn.ModuleDict({"enc": nn.Linear(4, 2), "dec": nn.Linear(2, 4)})
+    d["act"] = nn.ReLU()
+    assert list(d) == ["enc", "dec", "act"] and "enc" in d and len(d) == 3
+    assert [n for n, _ in d.named_parameters()] == ["enc.weight", "enc.bias", "dec.weight",
+                                                    "dec.bias"]
+    assert isinstance(d.pop("act"), nn.ReLU) and list(d.keys()) == ["enc", "dec"]
+    d.update([("out", nn.Identity())])
+    assert list(d) == ["enc", "dec", "out"]
+    del d["out"]
+    d.clear()
+    assert len(d) == 0 and list(d.parameters()) == []
+    with pytest.raises(KeyError, match="already exists"):
+        nn.ModuleDict({"keys": nn.ReLU()})

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import config
+from fastnn import config, nn
 from fastnn.nn import functional as F
 from fastnn.tensor import Tensor, no_grad, tensor
 from gradcheck import assert_gradient_close, numerical_gradient
@@ -317,3 +317,44 @@ def test_loss_dtype_follows_the_input():
     out = F.cross_entropy(tensor(np.zeros((2, 3), np.float32), requires_grad=True), [0, 1])
     assert out.dtype == np.float32
     out.backward()
+
+
+@pytest.mark.parametrize("beta,threshold", [(2.0, 20.0), (0.5, 3.0), (-1.0, 20.0), (1.0, 5.0)])
+def test_softplus_beta_and_threshold_match_torch(beta, threshold):
+    torch = pytest.importorskip("torch")
+    x = np.linspace(-30, 30, 41)
+    ours = tensor(x.copy(), requires_grad=True)
+    F.softplus(ours, beta, threshold).sum().backward()
+    theirs = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.softplus(theirs, beta, threshold).sum().backward()
+    np.testing.assert_allclose(F.softplus(tensor(x), beta, threshold).numpy(),
+                               torch.nn.functional.softplus(torch.tensor(x), beta, threshold),
+                               rtol=1e-15, atol=1e-300)
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-15)
+    assert "beta=" in repr(nn.Softplus(beta, threshold))
+
+
+def test_selu_and_one_hot_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.linspace(-4, 4, 17)
+    ours = tensor(x.copy(), requires_grad=True)
+    nn.SELU()(ours).sum().backward()
+    theirs = torch.tensor(x, requires_grad=True)
+    torch.nn.SELU()(theirs).sum().backward()
+    np.testing.assert_allclose(F.selu(tensor(x)).numpy(), torch.selu(torch.tensor(x)), rtol=1e-15)
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-14)
+    labels = np.array([[0, 3], [2, 2]])
+    assert (F.one_hot(labels).numpy().tolist()
+            == torch.nn.functional.one_hot(torch.tensor(labels)).tolist())
+    assert F.one_hot(tensor(np.array([1])), num_classes=3).numpy().tolist() == [[0, 1, 0]]
+    with pytest.raises(ValueError, match="non-negative"):
+        F.one_hot(np.array([-1, 0]))
+    with pytest.raises(ValueError, match="not below num_classes"):
+        F.one_hot(np.array([3]), num_classes=3)
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.one_hot(np.array([0.5]))
+
+
+def test_dropout_takes_inplace_positionally():
+    x = tensor(np.ones(4))
+    np.testing.assert_array_equal(F.dropout(x, 0.5, False, False).numpy(), x.numpy())

@@ -195,3 +195,62 @@ def test_lengths_match_pytorch():
         ours = [len(p) for p in random_split(TensorDataset(x), lengths)]
         theirs = [len(p) for p in tdata.random_split(tdata.TensorDataset(torch.zeros(23)), lengths)]
         assert ours == theirs
+
+
+def test_collate_keeps_bools_and_namedtuples():
+    from collections import namedtuple
+    P = namedtuple("P", "x flag")
+    batch = default_collate([P(0.0, False), P(1.0, True), P(2.0, False), P(3.0, True)])
+    assert isinstance(batch, P) and batch.flag.dtype == np.bool_
+    assert batch.x[batch.flag].numpy().tolist() == [1.0, 3.0]  # a mask, not indices
+
+
+def test_random_split_takes_an_array_of_lengths():
+    parts = random_split(TensorDataset(np.arange(10.0)), np.array([7, 3]),
+                         generator=fastnn.Generator().manual_seed(0))
+    assert [len(p) for p in parts] == [7, 3]
+
+
+def test_concat_dataset():
+    from fastnn.utils.data import ConcatDataset
+    a, b = TensorDataset(np.arange(3.0)), TensorDataset(np.arange(10.0, 12.0))
+    both = ConcatDataset([a, b])
+    assert len(both) == 5 and both.cumulative_sizes == [3, 5]
+    assert [float(both[i][0].item()) for i in range(-5, 5)] == [0, 1, 2, 10, 11] * 2
+    xs = [xb.numpy().tolist() for (xb,) in DataLoader(both, batch_size=2)]
+    assert xs == [[0.0, 1.0], [2.0, 10.0], [11.0]]
+    with pytest.raises(IndexError):
+        both[5]
+    with pytest.raises(ValueError, match="empty"):
+        ConcatDataset([])
+
+
+def test_samplers():
+    from fastnn.utils.data import (BatchSampler, RandomSampler, SequentialSampler,
+                                   SubsetRandomSampler, WeightedRandomSampler)
+    data = TensorDataset(np.arange(10.0))
+    assert list(SequentialSampler(data)) == list(range(10))
+    g = fastnn.Generator().manual_seed(3)
+    order = list(RandomSampler(data, generator=g))
+    assert sorted(order) == list(range(10)) and len(RandomSampler(data)) == 10
+    assert order != list(RandomSampler(data, generator=fastnn.Generator().manual_seed(4)))
+    many = list(RandomSampler(data, num_samples=25, generator=g))
+    assert len(many) == 25 and sorted(many[:10]) == sorted(many[10:20]) == list(range(10))
+    drawn = list(RandomSampler(data, replacement=True, num_samples=100, generator=g))
+    assert len(drawn) == 100 and set(drawn) <= set(range(10))
+    sub = list(SubsetRandomSampler([2, 5, 7], generator=g))
+    assert sorted(sub) == [2, 5, 7]
+    w = WeightedRandomSampler([0.0, 1.0, 3.0], num_samples=4000, generator=g)
+    counts = np.bincount(list(w), minlength=3)
+    assert counts[0] == 0 and 0.7 < counts[2] / 4000 < 0.8
+    once = list(WeightedRandomSampler([1.0, 0.0, 5.0, 2.0], 3, replacement=False, generator=g))
+    assert sorted(once) == [0, 2, 3]
+    with pytest.raises(ValueError, match="without replacement"):
+        WeightedRandomSampler([1.0, 0.0], 2, replacement=False)
+    batches = BatchSampler(SequentialSampler(data), batch_size=4, drop_last=False)
+    assert list(batches) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] and len(batches) == 3
+    assert len(BatchSampler(range(10), 4, True)) == 2
+    loader = DataLoader(data, batch_sampler=BatchSampler(SubsetRandomSampler([1, 3, 5], g), 2, False))
+    assert sorted(v for (xb,) in loader for v in xb.numpy().tolist()) == [1.0, 3.0, 5.0]
+    loader = DataLoader(data, batch_size=5, sampler=RandomSampler(data, generator=g))
+    assert sorted(v for (xb,) in loader for v in xb.numpy().tolist()) == list(range(10))

@@ -32,7 +32,7 @@ from fastnn.tensor import Tensor, _ops, _record, activation
 
 __all__ = [
     "relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "leaky_relu", "softplus",
-    "linear", "dropout", "mse_loss", "l1_loss", "cross_entropy", "nll_loss",
+    "selu", "one_hot", "linear", "dropout", "mse_loss", "l1_loss", "cross_entropy", "nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
 ]
 
@@ -127,9 +127,66 @@ def leaky_relu(input, negative_slope=0.01):
     return activation(_as_input(input), "leaky_relu", param=negative_slope)
 
 
-def softplus(input):
-    """log(1 + e^x), elementwise (``beta=1``)."""
-    return activation(_as_input(input), "softplus")
+def softplus(input, beta=1.0, threshold=20.0):
+    """``log(1 + e^(beta x)) / beta``, elementwise; ``x`` itself where ``beta x > threshold``.
+
+    With the defaults this is the backend's fused softplus, which stays exact
+    beyond the threshold (PyTorch's returns ``x`` there, a relative difference
+    below 1e-8).
+    """
+    beta = check_float(beta, "beta")
+    threshold = check_float(threshold, "threshold")
+    x = _as_input(input)
+    if beta == 1.0 and threshold == 20.0:
+        return activation(x, "softplus")
+    if beta == 0.0:
+        raise ValueError("beta must not be 0")
+    z = beta * x.data
+    linear = z > threshold
+    with np.errstate(over="ignore"):
+        value = np.where(linear, x.data, np.logaddexp(0.0, z) / beta).astype(x.data.dtype, copy=False)
+
+    def backward(g):  # d/dx = sigmoid(beta x) on the curve, 1 where linear
+        with np.errstate(over="ignore"):
+            slope = np.where(linear, 1.0, 1.0 / (1.0 + np.exp(-z)))
+        return ((g * slope).astype(x.data.dtype, copy=False),)
+    return _record(value, (x,), backward)
+
+
+# SELU's constants (Klambauer et al. 2017), as PyTorch spells them.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input):
+    """``scale * elu(x, alpha)`` with SELU's self-normalizing constants."""
+    return activation(_as_input(input), "elu", param=_SELU_ALPHA) * _SELU_SCALE
+
+
+def one_hot(tensor, num_classes=-1):
+    """Class indices of any shape as one-hot rows: shape ``(..., num_classes)``, int64.
+
+    ``num_classes=-1`` takes one more than the largest index.
+    """
+    data = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"one_hot expects integer class indices, got dtype {data.dtype}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"num_classes must be an int, got {num_classes!r}")
+    if data.size and data.min() < 0:
+        raise ValueError("one_hot: class values must be non-negative")
+    if num_classes == -1:
+        if not data.size:
+            raise ValueError("one_hot: cannot infer num_classes from an empty tensor")
+        num_classes = int(data.max()) + 1
+    elif num_classes < 1:
+        raise ValueError(f"num_classes must be -1 or >= 1, got {num_classes}")
+    elif data.size and data.max() >= num_classes:
+        raise ValueError(f"one_hot: class value {int(data.max())} is not below num_classes = "
+                         f"{num_classes}")
+    out = np.zeros(data.shape + (int(num_classes),), dtype=np.int64)
+    np.put_along_axis(out, data.astype(np.int64)[..., None], 1, axis=-1)
+    return Tensor._wrap(out)
 
 
 # ----------------------------------------------------------------------------
@@ -205,8 +262,10 @@ def linear(input, weight, bias=None):
     return _record(y, parents, backward)
 
 
-def dropout(input, p=0.5, training=True):
+def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (training only).
+
+    ``inplace`` is accepted for compatibility; the result is always a new tensor.
 
     The mask comes from the backend's ``dropout_mask`` with fastnn's generator
     (:func:`fastnn.manual_seed` makes it reproducible).

@@ -5,7 +5,8 @@ from fastnn._validation import check_float, lookup
 from fastnn.nn import functional as F
 from fastnn.nn.modules.module import Module
 
-__all__ = ["ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "ELU", "LeakyReLU", "Softplus"]
+__all__ = ["ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "ELU", "LeakyReLU", "Softplus",
+           "SELU"]
 
 
 class ReLU(Module):
@@ -111,7 +112,26 @@ class LeakyReLU(Module):
 
 
 class Softplus(Module):
-    """log(1 + e^x)."""
+    """``log(1 + e^(beta x)) / beta``; ``x`` where ``beta x > threshold``."""
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta = check_float(beta, "beta")
+        self.threshold = check_float(threshold, "threshold")
 
     def forward(self, input):
-        return F.softplus(input)
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class SELU(Module):
+    """``scale * elu(x, alpha)`` with SELU's constants. ``inplace`` has no effect."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, input):
+        return F.selu(input)

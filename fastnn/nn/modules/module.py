@@ -113,8 +113,16 @@ class Module:
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+
+    def __setstate__(self, state):
+        # modules pickled before buffers existed
+        state.setdefault("_buffers", OrderedDict())
+        state.setdefault("_non_persistent_buffers", set())
+        self.__dict__.update(state)
 
     # -- registration -----------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -141,35 +149,62 @@ class Module:
                     f"cannot assign {type(value).__name__} as child module {name!r} "
                     "(fastnn.nn.Module or None expected)")
             self._modules[name] = None
+        elif params is not None and name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} "
+                                "(fastnn.Tensor or None expected)")
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
-        self.__dict__.get("_parameters", {}).pop(name, None)
-        self.__dict__.get("_modules", {}).pop(name, None)
+        for registry in ("_parameters", "_buffers", "_modules"):
+            self.__dict__.get(registry, {}).pop(name, None)
+        self.__dict__.get("_non_persistent_buffers", set()).discard(name)
         object.__delattr__(self, name)
+
+    def _check_new_name(self, name, kind, registry):
+        """``name`` may name a new parameter, buffer or module (PyTorch's rules)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"{kind} name must be a non-empty string without '.', got {name!r}")
+        if registry not in self.__dict__:
+            raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
+        if hasattr(self, name) and name not in self.__dict__[registry]:
+            # as PyTorch: a method or another kind of attribute is not silently replaced
+            raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name, param):
         """Register ``param`` (a Parameter or None) under attribute ``name``."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(f"parameter name must be a non-empty string without '.', got {name!r}")
+        self._check_new_name(name, "parameter", "_parameters")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot register {type(param).__name__} as parameter {name!r} "
                             "(fastnn.nn.Parameter or None expected)")
-        if "_parameters" not in self.__dict__:
-            raise AttributeError("cannot assign parameters before Module.__init__() call")
-        self._modules.pop(name, None)
         self._parameters[name] = param
         object.__setattr__(self, name, param)
 
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register ``tensor`` (a Tensor or None) as buffer ``name``: state that is not a
+        parameter (no gradient, not optimized), such as running statistics or a mask.
+
+        Persistent buffers are saved in :meth:`state_dict` and loaded by
+        :meth:`load_state_dict`; ``to(dtype)`` converts the floating ones.
+        """
+        self._check_new_name(name, "buffer", "_buffers")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot register {type(tensor).__name__} as buffer {name!r} "
+                            "(fastnn.Tensor or None expected)")
+        persistent = _check_bool(persistent, "persistent")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+        object.__setattr__(self, name, tensor)
+
     def add_module(self, name, module):
         """Register child ``module`` (a Module or None) under attribute ``name``."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(f"module name must be a non-empty string without '.', got {name!r}")
+        self._check_new_name(name, "module", "_modules")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a fastnn.nn.Module")
-        if "_modules" not in self.__dict__:
-            raise AttributeError("cannot assign module before Module.__init__() call")
-        self._parameters.pop(name, None)
         self._modules[name] = module
         object.__setattr__(self, name, module)
 
@@ -185,9 +220,11 @@ class Module:
 
     # -- traversal ------------------------------------------------------------------------
     def named_children(self):
-        """Yield ``(name, module)`` for the direct children."""
+        """Yield ``(name, module)`` for the direct children (a module held twice, once)."""
+        seen = set()
         for name, module in self._modules.items():
-            if module is not None:
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
                 yield name, module
 
     def children(self):
@@ -227,6 +264,22 @@ class Module:
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
+    def named_buffers(self, prefix="", recurse=True):
+        """Yield ``(name, buffer)`` with dotted names, as :meth:`named_parameters`; each once."""
+        seen = set()
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, buffer in module._buffers.items():
+                if buffer is None or id(buffer) in seen:
+                    continue
+                seen.add(id(buffer))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), buffer
+
+    def buffers(self, recurse=True):
+        """Yield every buffer."""
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
     def apply(self, fn):
         """Call ``fn(module)`` on every child (recursively) and then on self; returns self."""
         for module in self.children():
@@ -239,12 +292,15 @@ class Module:
         for name, param in self._parameters.items():
             if param is not None:
                 yield prefix + name, param
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent_buffers:
+                yield prefix + name, buffer
         for name, module in self._modules.items():
             if module is not None:
                 yield from module._state_items(f"{prefix}{name}.")
 
     def state_dict(self, prefix="", keep_vars=False):
-        """The parameters by name, as in PyTorch (``'fc1.weight'``, ``'fc1.bias'``, ...).
+        """The parameters and persistent buffers by name, as in PyTorch (``'fc1.weight'``, ...).
 
         Values are tensors sharing memory with the parameters (detached unless
         ``keep_vars``); ``{k: v.numpy().copy() ...}`` makes a snapshot.
@@ -314,10 +370,12 @@ class Module:
 
     # -- modes and housekeeping -------------------------------------------------------------
     def train(self, mode=True):
-        """Set training mode (``mode=False``: evaluation mode) on every module; returns self."""
+        """Set training mode (``mode=False``: evaluation mode) on this module and, through
+        their own ``train``, its children (so a child may override it); returns self."""
         mode = _check_bool(mode, "mode")
-        for module in self.modules():
-            object.__setattr__(module, "training", mode)
+        object.__setattr__(self, "training", mode)
+        for module in self.children():
+            module.train(mode)
         return self
 
     def eval(self):
@@ -353,6 +411,9 @@ class Module:
                 param.data = _converted(param.data, dtype)
                 if param.grad is not None:
                     param.grad.data = param.grad.data.astype(dtype, order="K")
+        for buffer in self.buffers():  # floating buffers follow; integer ones keep their type
+            if buffer.data.dtype.kind == "f" and buffer.data.dtype != dtype:
+                buffer.data = _converted(buffer.data, dtype)
         return self
 
     def float(self):
