@@ -128,13 +128,22 @@ def _cpus_available() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def max_num_threads() -> int:
+    """The most threads :func:`set_num_threads` accepts: 8 per CPU, at least 256.
+
+    More threads than CPUs only oversubscribe the machine; tens of thousands
+    make OpenMP fail to create them, which ends the process.
+    """
+    return max(256, 8 * (os.cpu_count() or 1))
+
+
 def _default_num_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env:
         try:
             n = int(env)
             if n > 0:
-                return n
+                return min(n, max_num_threads())
         except ValueError:
             pass
     return _cpus_available()
@@ -154,12 +163,15 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads compiled kernels may use (``n >= 1``)."""
+    """Set the number of threads compiled kernels may use (``1 <= n <= max_num_threads()``)."""
     import numbers
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: n must be an int >= 1, got {n!r}")
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    if n > max_num_threads():
+        raise ValueError(f"set_num_threads: n must be <= {max_num_threads()} (8 per CPU, at "
+                         f"least 256), got {n}")
     global _NUM_THREADS
     _NUM_THREADS = int(n)
 

@@ -139,6 +139,8 @@ def test_set_num_threads(n):
 @pytest.mark.parametrize("bad,error", [
     (0, ValueError), (-1, ValueError), (np.int64(0), ValueError), (1.5, TypeError),
     (2.0, TypeError), (True, TypeError), (False, TypeError), ("2", TypeError), (None, TypeError),
+    # tens of thousands of threads made OpenMP end the process (or crash) at the first kernel
+    (100_000, ValueError), (2**31, ValueError),
 ])
 def test_set_num_threads_validation(bad, error):
     config.set_num_threads(2)
@@ -150,6 +152,7 @@ def test_set_num_threads_validation(bad, error):
 @pytest.mark.parametrize("env,expected", [
     ("3", 3), ("1", 1), (" 4 ", 4), ("5,2", 5),            # OpenMP's nested list: the outer level
     ("0", None), ("-2", None), ("junk", None), ("", None), (None, None),   # None: the CPUs
+    ("100000", config.max_num_threads()),                  # bounded as set_num_threads is
 ])
 def test_default_num_threads_respects_omp_num_threads(monkeypatch, env, expected):
     if env is None:
