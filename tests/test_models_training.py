@@ -1180,3 +1180,34 @@ def test_loss_settings_changed_in_place_take_effect(setting, value, f64):
     assert got == want
     for a, b in zip(changed.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd_momentum", "adam"])
+@pytest.mark.parametrize("recompile", [False, True])
+def test_optimizer_state_follows_the_weights_when_layers_are_frozen(optimizer, recompile):
+    # The state belongs to a weight, not to its position in trainable_weights, which
+    # shifts when a layer is frozen: the next layer took over the frozen one's momentum
+    # (or, with other shapes, fit failed).
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)
+    model = Sequential([Dense(8, activation="relu", input_shape=(4,)), Dense(5, activation="relu"),
+                        Dense(3, activation="softmax")])
+    opt = (optimizers.SGD(0.05, momentum=0.9) if optimizer == "sgd_momentum"
+           else optimizers.Adam(1e-2))
+    model.compile(opt, "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    state = {id(w): slots for w, slots in zip(model.trainable_weights, opt.slots)}
+    frozen = model.layers[0]
+    before = [w.copy() for w in frozen.get_weights()]
+    frozen.trainable = False
+    if recompile:
+        model.compile(opt, "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for w, slots in zip(model.trainable_weights, opt.slots):
+        assert slots is state[id(w)]          # each weight kept its own state
+    for a, b in zip(frozen.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    frozen.trainable = True                   # and gets its own back when unfrozen
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for w, slots in zip(model.trainable_weights, opt.slots):
+        assert slots is state[id(w)]

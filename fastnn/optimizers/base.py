@@ -34,6 +34,7 @@ fused kernel can run the same update on the same state arrays.
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
@@ -114,6 +115,12 @@ class Optimizer:
         self.iterations = 0
         # _slots[i] is {slot name: array} for the parameter at position i (None until its first update).
         self._slots: list = []
+        # which parameter array each position's state belongs to (weak references; None
+        # where not yet bound, e.g. after set_state), and the state of parameters not
+        # passed lately (a frozen layer's), kept for when they come back: the state
+        # follows the parameter, not its position (see _ensure_slots)
+        self._slot_owners: list = []
+        self._parked: dict = {}
 
     # -- learning rate ------------------------------------------------------------------
     @property
@@ -212,11 +219,40 @@ class Optimizer:
         self._check_params(params)
         self._ensure_slots(params)
 
+    def _bind(self, params):
+        """Line the state up with ``params``: each array gets the state it had, wherever
+        it was in the list before (as in Keras, state belongs to a variable). When a
+        layer is frozen or unfrozen, ``trainable_weights`` shifts; by position, the
+        next layer would take over the frozen one's momentum (or fail on its shape)."""
+        owners = self._slot_owners
+        if len(owners) == len(params) and all(
+                r is not None and r() is p for r, p in zip(owners, params)):
+            return  # the usual case: the same arrays as last time
+        if not any(r is not None for r in owners):
+            # nothing bound yet (a fresh optimizer, or set_state): by position
+            self._slot_owners = [weakref.ref(p) for p in params]
+            return
+        known = {}
+        for key, (ref, slots) in list(self._parked.items()):
+            if ref() is not None:
+                known[key] = (ref, slots)
+        for ref, slots in zip(owners, self._slots):
+            if ref is not None and ref() is not None and slots is not None:
+                known[id(ref())] = (ref, slots)
+        new = []
+        for p in params:
+            ref, slots = known.pop(id(p), (None, None))
+            new.append(slots if ref is not None and ref() is p else None)
+        self._parked = known
+        self._slots = new
+        self._slot_owners = [weakref.ref(p) for p in params]
+
     def _ensure_slots(self, params):
-        """State for every parameter position, for the current settings: a setting
-        turned on after the state was made (SGD's or RMSprop's momentum, Adam's
-        amsgrad, RMSprop's centered) gets its arrays then, fresh (zeros), as the
-        state of every option starts."""
+        """State for every parameter, for the current settings: a parameter seen before
+        keeps its state (see :meth:`_bind`); a setting turned on after the state was
+        made (SGD's or RMSprop's momentum, Adam's amsgrad, RMSprop's centered) gets its
+        arrays then, fresh (zeros), as the state of every option starts."""
+        self._bind(params)
         if len(self._slots) < len(params):
             self._slots.extend([None] * (len(params) - len(self._slots)))
         names = self.slot_names
@@ -245,8 +281,21 @@ class Optimizer:
 
     @property
     def slots(self) -> list:
-        """Per parameter position, the dict ``{slot name: state array}`` (live arrays)."""
+        """Per parameter position (of the parameters last passed), the dict
+        ``{slot name: state array}`` (live arrays)."""
         return self._slots
+
+    def __getstate__(self):
+        # weak references do not pickle or deepcopy: a copy binds by position again
+        state = self.__dict__.copy()
+        state["_slot_owners"] = [None] * len(self._slots)
+        state["_parked"] = {}
+        return state
+
+    def __setstate__(self, state):
+        state.setdefault("_slot_owners", [None] * len(state.get("_slots", [])))
+        state.setdefault("_parked", {})
+        self.__dict__.update(state)
 
     def get_state(self) -> dict:
         """The optimizer's state as plain data: ``{"iterations": int, slot name: [arrays]}``.
@@ -293,6 +342,8 @@ class Optimizer:
             if len(shapes) > 1:
                 raise ValueError(f"state arrays of parameter {i} have different shapes: {sorted(shapes)}")
         self._slots = slots
+        self._slot_owners = [None] * len(slots)  # bound to the next parameters, in order
+        self._parked = {}
         self.iterations = iterations
 
     # -- config --------------------------------------------------------------------------
