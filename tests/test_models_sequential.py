@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import config, layers
+from fastnn import config, layers, optimizers
 from fastnn.layers import Dense, Dropout, Flatten, Input
 from fastnn.models import Model, Sequential
 
@@ -362,3 +362,26 @@ def test_layers_pickled_with_activation_as_an_attribute_still_load():
         old.__setstate__(state)
         assert old.activation.name == layer.activation.name
 
+
+
+def test_freezing_the_whole_model():
+    # Keras: model.trainable = False freezes every layer; fit then changes no weight
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 3)), rng.standard_normal((32, 2))
+    model = Sequential([layers.Input(shape=(3,)), layers.Dense(4, activation="relu"),
+                        layers.Dense(2)])
+    model.trainable = False
+    model.compile(optimizers.SGD(0.1), "mse")
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(x, y, epochs=2, verbose=0)
+    assert [layer.trainable for layer in model.layers] == [False, False]
+    assert model.trainable_weights == [] and len(model.non_trainable_weights) == 4
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    model.layers[0].trainable = True          # the model stays frozen as a whole
+    assert model.trainable_weights == []
+    model.trainable = True
+    model.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(model.get_weights()[2], before[2])
+    with pytest.raises(TypeError, match="trainable must be True or False"):
+        model.trainable = "no"

@@ -268,17 +268,38 @@ class Sequential(TrainingMixin):
         return [w for layer in self._layers for w in layer.weights]
 
     @property
+    def trainable(self) -> bool:
+        """Whether ``fit`` updates the model's weights. Setting it sets every layer's
+        ``trainable`` (Keras's freezing of a whole model); while it is False, the
+        model has no trainable weights even if a layer is unfrozen again."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"trainable must be True or False, got {value!r}")
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = bool(value)
+
+    @property
     def trainable_weights(self) -> list:
         """The live arrays the optimizer updates, in Keras order."""
+        if not self.trainable:
+            return []
         return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self) -> list:
+        if not self.trainable:
+            return self.weights
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     @property
     def gradients(self) -> list:
         """Gradient arrays aligned with :attr:`trainable_weights`."""
+        if not self.trainable:
+            return []
         return [g for layer in self._layers for g in layer.gradients]
 
     def zero_gradients(self):
