@@ -385,3 +385,48 @@ def test_freezing_the_whole_model():
     assert not np.array_equal(model.get_weights()[2], before[2])
     with pytest.raises(TypeError, match="trainable must be True or False"):
         model.trainable = "no"
+
+
+def test_get_layer_and_a_layer_called_for_training():
+    model = Sequential([layers.Input(shape=(4,)), layers.Dense(3, name="hidden"),
+                        layers.Dropout(0.5, name="drop")])
+    assert model.get_layer("drop") is model.layers[1] is model.get_layer(index=-1)
+    with pytest.raises(ValueError, match="no layer named 'out'"):
+        model.get_layer("out")
+    with pytest.raises(ValueError, match="exactly one"):
+        model.get_layer()
+    x = np.ones((200, 3), dtype=config.floatx())
+    drop = model.get_layer("drop")
+    np.testing.assert_array_equal(drop(x), x)              # inference: the identity
+    dropped = drop(x, training=True)                       # Keras: drops and rescales
+    assert set(np.unique(dropped)) == {0.0, 2.0}
+    with pytest.raises(TypeError, match="training must be True or False"):
+        drop(x, training="yes")
+
+
+def test_keras_argument_order_of_evaluate_and_predict():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 3)), rng.standard_normal((10, 1))
+    model = Sequential([layers.Input(shape=(3,)), layers.Dense(1)])
+    model.compile("sgd", "mse")
+    # evaluate(x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
+    assert isinstance(model.evaluate(x, y, 4, 0, None, None, None, True), dict)
+    # predict(x, batch_size, verbose, steps, callbacks): steps batches only
+    assert model.predict(x, 4, 0, 2).shape == (8, 1)
+    np.testing.assert_array_equal(model.predict(x, 4, 0, 2), model.predict(x, verbose=0)[:8])
+
+
+def test_class_weight_keys_may_be_integral_floats():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20).astype(float)
+    model = Sequential([layers.Input(shape=(3,)), layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    weights = model.get_weights()
+    model.fit(x, y, epochs=1, verbose=0, shuffle=False, class_weight={0.0: 2.0, 1.0: 0.5})
+    after_float = model.get_weights()
+    model.set_weights(weights)
+    model.fit(x, y, epochs=1, verbose=0, shuffle=False, class_weight={0: 2.0, 1: 0.5})
+    for a, b in zip(after_float, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="class_weight keys"):
+        model.fit(x, y, epochs=1, verbose=0, class_weight={0.5: 1.0})

@@ -228,11 +228,14 @@ class Layer:
                 f"(None: any batch size), got shape {x.shape}"
             )
 
-    def __call__(self, x):
-        """Inference on ``x`` (validated; builds the layer on first use)."""
+    def __call__(self, x, training=False):
+        """The layer on ``x`` (validated; builds the layer on first use): inference, or
+        ``training=True`` for the training behaviour (e.g. Dropout drops)."""
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False, got {training!r}")
         x = as_float_array(x, "x", dtype=self.dtype, min_ndim=2)
         self._ensure_built_for(x)
-        return self.forward(x, training=False)
+        return self.forward(x, training=bool(training))
 
     # -- parameters ------------------------------------------------------------------
     @property

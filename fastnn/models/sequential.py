@@ -8,6 +8,7 @@ predict, ...) comes from :class:`fastnn.models.training.TrainingMixin`.
 from __future__ import annotations
 
 import inspect
+import numbers
 import warnings
 
 import numpy as np
@@ -260,6 +261,23 @@ class Sequential(TrainingMixin):
             raise TypeError(f"training must be True or False, got {training!r}")
         x = self._check_input(x, check_finite=bool(training))
         return self.forward(x, training=True) if training else self._infer(x)
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name``, or at position ``index`` of :attr:`layers` (give one)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs exactly one of name and index")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+                raise TypeError(f"index must be an int, got {index!r}")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index {index} is out of range for a model of "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; the layers are "
+                         f"{[layer.name for layer in self.layers]}")
 
     # -- parameters ------------------------------------------------------------------------
     @property

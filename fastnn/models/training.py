@@ -415,6 +415,9 @@ class TrainingMixin:
         n_classes = self._num_classes()
         table = np.ones(n_classes, dtype=self.dtype)
         for key, value in class_weight.items():
+            if (isinstance(key, numbers.Real) and not isinstance(key, (bool, np.bool_))
+                    and not isinstance(key, numbers.Integral) and float(key).is_integer()):
+                key = int(key)  # 1.0 from np.unique of float labels: class 1, as Keras takes it
             if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral):
                 raise TypeError(f"class_weight keys must be int class indices, got {key!r}")
             if not 0 <= key < n_classes:
@@ -848,7 +851,7 @@ class TrainingMixin:
                 + [logs[key] for key in self._weighted_metric_keys])
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", sample_weight=None,
-                 steps=None, return_dict=False, callbacks=None):
+                 steps=None, callbacks=None, return_dict=False):
         """Loss and metrics of the model on ``(x, y)``.
 
         Parameters
@@ -862,10 +865,10 @@ class TrainingMixin:
             Weights the loss and the ``weighted_metrics`` (not the plain ``metrics``).
         steps : int, optional
             Evaluate only the first ``steps`` batches; default all.
-        return_dict : bool, default False
-            Return ``{'loss': ..., metric name: ...}``.
         callbacks : list of Callback, optional
             Receive the ``on_test_*`` hooks.
+        return_dict : bool, default False
+            Return ``{'loss': ..., metric name: ...}``.
 
         Returns
         -------
@@ -926,10 +929,11 @@ class TrainingMixin:
             _raise_nonfinite(x if whole is None else whole, name)
         return y
 
-    def predict(self, x, batch_size=32, verbose="auto", callbacks=None):
+    def predict(self, x, batch_size=32, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for ``x``, computed in batches of ``batch_size``.
 
-        ``batch_size`` changes memory use and speed, not the result.
+        ``batch_size`` changes memory use and speed, not the result. With
+        ``steps``, only the first ``steps`` batches are predicted (as Keras).
 
         Returns
         -------
@@ -940,6 +944,9 @@ class TrainingMixin:
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
         verbose = _resolve_verbose(verbose)
         x = self._check_input(x, "x", check_finite=False)  # tested as each chunk runs
+        if steps is not None:
+            steps = check_int(steps, "steps", minimum=1)
+            x = x[:steps * batch_size]
         n = x.shape[0]
         from fastnn.callbacks import CallbackList
         steps = math.ceil(n / batch_size)
