@@ -107,3 +107,11 @@ def test_fans_match_pytorch():
     for name, param in [("relu", None), ("leaky_relu", None), ("leaky_relu", 0.3), ("tanh", None),
                         ("selu", None), ("conv2d", None)]:
         assert init.calculate_gain(name, param) == pytest.approx(torch.nn.init.calculate_gain(name, param))
+
+
+def test_kaiming_on_an_empty_tensor_is_a_no_op():
+    # its fan may be 0: PyTorch warns and leaves it, rather than divide by zero
+    p = nn.Parameter(np.zeros((3, 0)))
+    for init in (nn.init.kaiming_uniform_, nn.init.kaiming_normal_):
+        with pytest.warns(UserWarning, match="zero-element"):
+            assert init(p) is p

@@ -60,7 +60,8 @@ def test_vector_round_trip():
 
 @pytest.mark.parametrize("call, error, match", [
     (lambda p: nn.utils.clip_grad_norm_(p, -1.0), ValueError, "max_norm"),
-    (lambda p: nn.utils.clip_grad_norm_(p, 1.0, norm_type=0), ValueError, "norm_type"),
+    (lambda p: nn.utils.clip_grad_norm_(p, 1.0, norm_type=-2.0), ValueError, "norm_type"),
+    (lambda p: nn.utils.clip_grad_norm_(p, 1.0, norm_type="max"), ValueError, "norm_type"),
     (lambda p: nn.utils.clip_grad_norm_(5, 1.0), TypeError, "parameters"),
     (lambda p: nn.utils.clip_grad_norm_([np.zeros(2)], 1.0), TypeError, r"parameters\[0\]"),
     (lambda p: nn.utils.clip_grad_value_(p, "big"), TypeError, "clip_value"),
@@ -73,17 +74,22 @@ def test_bad_arguments(call, error, match):
 def test_matches_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    grads = [rng.normal(size=(4, 3)) * 5, rng.normal(size=(3,))]
-    for norm_type in (2.0, 1.0, 3.0, math.inf):
+    grads = [rng.normal(size=(4, 3)) * 5, rng.normal(size=(3,)), np.zeros(2)]
+    for norm_type in (2.0, 1.0, 3.0, 0.5, 0, math.inf, "inf", -math.inf, "-inf"):
         ours = params_with_grads(grads)
         theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
         for t, g in zip(theirs, grads):
             t.grad = torch.tensor(g)
         total = nn.utils.clip_grad_norm_(ours, 1.5, norm_type=norm_type)
         expected = torch.nn.utils.clip_grad_norm_(theirs, 1.5, norm_type=norm_type)
-        assert total.item() == pytest.approx(expected.item(), rel=1e-12)
+        assert total.item() == pytest.approx(expected.item(), rel=1e-12), norm_type
         for p, t in zip(ours, theirs):
             np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+    # a NaN norm scales every gradient to NaN, as PyTorch's clamp keeps the NaN
+    # (min(1, nan) had let the huge gradients through unclipped)
+    ours = params_with_grads([[1e6, np.nan], [3e6, 4e6]])
+    assert math.isnan(nn.utils.clip_grad_norm_(ours, 1.0).item())
+    assert all(np.isnan(p.grad.numpy()).all() for p in ours)
     ours, theirs = params_with_grads(grads), [torch.zeros(g.shape, dtype=torch.float64) for g in grads]
     for t, g in zip(theirs, grads):
         t.grad = torch.tensor(g)

@@ -331,3 +331,9 @@ def test_bad_arguments_are_rejected():
         optim.SGD([p * 2])
     with pytest.raises(TypeError, match="closure"):
         optim.SGD([p]).step(closure=3)
+
+
+def test_rmsprop_alpha_above_one_is_refused():
+    # the average of g^2 would go negative and the first step give NaN weights
+    with pytest.raises(ValueError, match="alpha must be <= 1"):
+        optim.RMSprop([param(np.zeros(2))], alpha=2.0)

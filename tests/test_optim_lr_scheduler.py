@@ -334,3 +334,44 @@ def test_bad_arguments():
         sched.ChainedScheduler([sched.StepLR(opt, 1), sched.ReduceLROnPlateau(opt)])
     with pytest.raises(ValueError, match="at least one"):
         sched.SequentialLR(opt, [], milestones=[])
+
+
+def test_reduce_on_plateau_reduces_a_group_added_later():
+    torch = pytest.importorskip("torch")
+    a, b = nn.Parameter(np.zeros(1)), nn.Parameter(np.zeros(1))
+    opt = optim.SGD([a], lr=0.01)
+    s = sched.ReduceLROnPlateau(opt, patience=0)
+    ta, tb = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    t_opt = torch.optim.SGD([ta], lr=0.01)
+    ts = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=0)
+    opt.add_param_group({"params": [b], "lr": 0.5})
+    t_opt.add_param_group({"params": [tb], "lr": 0.5})
+    for m in [1.0, 1.0, 1.0]:
+        s.step(m)
+        ts.step(m)
+    assert s.get_last_lr() == ts.get_last_lr() == pytest.approx([0.0001, 0.005])
+    fixed = sched.ReduceLROnPlateau(optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1), patience=0,
+                                    min_lr=[0.0])
+    fixed.optimizer.add_param_group({"params": [nn.Parameter(np.zeros(1))]})
+    with pytest.raises(ValueError, match="one value per group"):
+        for m in [1.0, 1.0]:
+            fixed.step(m)
+
+
+def test_step_with_an_epoch_jumps_there_like_torch():
+    torch = pytest.importorskip("torch")
+    for name, kwargs in [("StepLR", dict(step_size=2, gamma=0.5)),
+                         ("CosineAnnealingLR", dict(T_max=5)),
+                         ("LambdaLR", dict(lr_lambda=lambda e: 1 / (e + 1)))]:
+        opt = make_optimizer(0.1)
+        ours = getattr(sched, name)(opt, **kwargs)
+        t_opt = _torch_twin(torch, "SGD", groups=1)
+        theirs = getattr(torch.optim.lr_scheduler, name)(t_opt, **kwargs)
+        for epoch in [3, 1, 7, 7, 2]:
+            opt.step(), t_opt.step()
+            with pytest.warns(UserWarning, match="deprecated"):
+                ours.step(epoch)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                theirs.step(epoch)
+            assert _settings(opt) == pytest.approx(_settings(t_opt)), (name, epoch)

@@ -479,3 +479,16 @@ def test_build_allocates_state_up_front():
     assert np.all(opt.slots[1]["accumulator"] == 0.5)
     assert opt.update_rule == "adagrad" and opt.iterations == 0
     assert opt.update_hyperparameters()["epsilon"] == 1e-7
+
+
+@pytest.mark.parametrize("value,error", [(-5, ValueError), (2**63 - 1, ValueError),
+                                         (10**30, ValueError), (2.5, TypeError)])
+def test_iterations_is_checked_when_assigned(value, error):
+    # a negative count made Adam's bias correction NaN on the compiled path; a count
+    # near 2**63 overflowed its C long (NaN weights, or OverflowError)
+    from fastnn import optimizers
+    opt = optimizers.Adam()
+    with pytest.raises(error, match="iterations"):
+        opt.iterations = value
+    opt.iterations = 12
+    assert opt.iterations == 12

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -166,6 +167,12 @@ def eye_(tensor):
     return _fill(tensor, np.eye(*data.shape))
 
 
+def _empty_no_op(tensor):
+    # PyTorch: a warning, and the tensor as it is (its fan may be 0: no division by it)
+    warnings.warn("Initializing zero-element tensors is a no-op", UserWarning, stacklevel=3)
+    return tensor
+
+
 def xavier_uniform_(tensor, gain=1.0, generator=None):
     """U(-bound, bound), bound = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     data = _array(tensor)
@@ -186,6 +193,8 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     """U(-bound, bound), bound = gain * sqrt(3 / fan) (He et al., 2015); ``a`` is the
     leaky_relu slope that sets the gain."""
     data = _array(tensor)
+    if data.size == 0:
+        return _empty_no_op(tensor)
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
     bound = math.sqrt(3.0) * std
     return _fill(tensor, _generator(generator).uniform(-bound, bound, data.shape))
@@ -194,6 +203,8 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """N(0, std^2), std = gain / sqrt(fan)."""
     data = _array(tensor)
+    if data.size == 0:
+        return _empty_no_op(tensor)
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(data, mode))
     return _fill(tensor, _generator(generator).normal(0.0, std, data.shape))
 

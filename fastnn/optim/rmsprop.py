@@ -36,7 +36,8 @@ class RMSprop(Optimizer):
 
     def _check_group(self, group):
         group["lr"] = check_lr(group["lr"])
-        group["alpha"] = check_float(group["alpha"], "alpha", minimum=0.0)
+        # above 1 the average of g^2 goes negative and the step NaN (PyTorch takes it)
+        group["alpha"] = check_float(group["alpha"], "alpha", minimum=0.0, maximum=1.0)
         group["eps"] = check_float(group["eps"], "eps", minimum=0.0)
         group["weight_decay"] = check_float(group["weight_decay"], "weight_decay", minimum=0.0)
         group["momentum"] = check_float(group["momentum"], "momentum", minimum=0.0)

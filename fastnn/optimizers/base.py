@@ -42,6 +42,9 @@ from fastnn import backends
 from fastnn._validation import check_float, check_int
 from fastnn.optimizers import schedules as _schedules
 
+# Far below a C long's limit, so a fused chunk's step + its batches never overflows.
+_MAX_ITERATIONS = 2 ** 62
+
 __all__ = ["Optimizer"]
 
 
@@ -121,6 +124,18 @@ class Optimizer:
         # follows the parameter, not its position (see _ensure_slots)
         self._slot_owners: list = []
         self._parked: dict = {}
+
+    # -- steps ---------------------------------------------------------------------------
+    @property
+    def iterations(self) -> int:
+        """Updates applied so far (a schedule's step; Adam's bias correction counts them)."""
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        # the compiled updates count steps in a C long; a negative count makes Adam's
+        # bias correction NaN
+        self._iterations = check_int(value, "iterations", minimum=0, maximum=_MAX_ITERATIONS)
 
     # -- learning rate ------------------------------------------------------------------
     @property
@@ -293,6 +308,8 @@ class Optimizer:
         return state
 
     def __setstate__(self, state):
+        if "iterations" in state:  # pickled before iterations became a checked property
+            state["_iterations"] = state.pop("iterations")
         state.setdefault("_slot_owners", [None] * len(state.get("_slots", [])))
         state.setdefault("_parked", {})
         self.__dict__.update(state)
@@ -320,9 +337,8 @@ class Optimizer:
         unknown = sorted(set(state) - {"iterations", *self.slot_names})
         if unknown:
             raise ValueError(f"state has unknown keys {unknown} for {type(self).__name__}")
-        # the compiled update counts steps in a C long
         iterations = check_int(state["iterations"], "state['iterations']", minimum=0,
-                               maximum=2 ** 63 - 1)
+                               maximum=_MAX_ITERATIONS)
         lists = {}
         for name in self.slot_names:
             arrays = state[name]

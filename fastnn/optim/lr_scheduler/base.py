@@ -76,15 +76,23 @@ class LRScheduler:
     def _current_lrs(self):
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    def step(self):
-        """Advance one epoch and write the new learning rates into the optimizer."""
+    def step(self, epoch=None):
+        """Advance one epoch and write the new learning rates into the optimizer.
+
+        ``step(epoch)`` (deprecated in PyTorch, and warned about as there) jumps to
+        ``epoch``, by the schedule's closed form where it has one.
+        """
         if self._step_count == 1 and self.optimizer._steps_taken == 0:
             warnings.warn(
                 "lr_scheduler.step() was called before optimizer.step(): call them in the "
                 "opposite order, or the first value of the schedule is skipped",
                 UserWarning, stacklevel=2)
         self._step_count += 1
-        self._update_lr()
+        if epoch is not None:
+            epoch = check_int(epoch, "epoch", minimum=0)
+            warnings.warn("the epoch parameter of scheduler.step() is deprecated (as in "
+                          "PyTorch): call step() once per epoch", UserWarning, stacklevel=2)
+        self._update_lr(epoch)
 
     def _update_lr(self, epoch=None):
         """Move to the next epoch, or to ``epoch`` (by the closed form where there is one)."""

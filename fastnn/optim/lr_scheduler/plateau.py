@@ -48,8 +48,10 @@ class ReduceLROnPlateau:
             if len(min_lr) != n:
                 raise ValueError(f"expected {n} min_lrs (one per parameter group), got {len(min_lr)}")
             self.min_lrs = [check_float(v, "min_lr", minimum=0.0) for v in min_lr]
+            self.default_min_lr = None
         else:
-            self.min_lrs = [check_float(min_lr, "min_lr", minimum=0.0)] * n
+            self.default_min_lr = check_float(min_lr, "min_lr", minimum=0.0)
+            self.min_lrs = [self.default_min_lr] * n
         self.last_epoch = 0
         self.best = math.inf if self.mode == "min" else -math.inf
         self.num_bad_epochs = 0
@@ -85,6 +87,13 @@ class ReduceLROnPlateau:
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0  # bad epochs in cooldown do not count
         if self.num_bad_epochs > self.patience:
+            groups = self.optimizer.param_groups
+            if len(groups) != len(self.min_lrs):  # a group added since (e.g. an unfrozen part)
+                if self.default_min_lr is None:
+                    raise ValueError(
+                        f"the optimizer has {len(groups)} parameter groups but min_lr lists "
+                        f"{len(self.min_lrs)}: set scheduler.min_lrs to one value per group")
+                self.min_lrs = [self.default_min_lr] * len(groups)
             for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
                 old = float(group["lr"])
                 new = max(old * self.factor, min_lr)
