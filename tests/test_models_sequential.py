@@ -430,3 +430,17 @@ def test_class_weight_keys_may_be_integral_floats():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="class_weight keys"):
         model.fit(x, y, epochs=1, verbose=0, class_weight={0.5: 1.0})
+
+
+def test_outputs_never_alias_the_callers_input():
+    # a model (or layer) that passes its input through returned it, or a view of it:
+    # writing to the result changed the caller's array
+    x = np.ones((4, 2, 3), dtype=config.floatx())
+    model = Sequential([Input(shape=(2, 3)), Flatten(), Dropout(0.5)])
+    calls = [model.predict_on_batch, model, lambda v: model(v, training=True),
+             lambda v: model.predict(v, verbose=0), Flatten(), Dropout(0.3)]
+    for call in calls:
+        y = call(x)
+        assert not np.may_share_memory(y, x)
+        y[...] = 7.0
+        assert np.all(x == 1.0)

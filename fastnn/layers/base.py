@@ -235,7 +235,9 @@ class Layer:
             raise TypeError(f"training must be True or False, got {training!r}")
         x = as_float_array(x, "x", dtype=self.dtype, min_ndim=2)
         self._ensure_built_for(x)
-        return self.forward(x, training=bool(training))
+        y = self.forward(x, training=bool(training))
+        # Flatten, and Dropout at inference, return their input or a view of it
+        return y.copy() if np.may_share_memory(y, x) else y
 
     # -- parameters ------------------------------------------------------------------
     @property

@@ -16,7 +16,7 @@ import numpy as np
 from fastnn._validation import _all_finite, as_float_array
 from fastnn.layers import InputLayer, Layer, deserialize, serialize
 from fastnn.layers.base import normalize_shape, unique_name
-from fastnn.models.training import TrainingMixin
+from fastnn.models.training import TrainingMixin, _not_aliasing
 
 __all__ = ["Sequential"]
 
@@ -260,7 +260,7 @@ class Sequential(TrainingMixin):
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training must be True or False, got {training!r}")
         x = self._check_input(x, check_finite=bool(training))
-        return self.forward(x, training=True) if training else self._infer(x)
+        return _not_aliasing(self.forward(x, training=True), x) if training else self._infer(x)
 
     def get_layer(self, name=None, index=None):
         """The layer called ``name``, or at position ``index`` of :attr:`layers` (give one)."""

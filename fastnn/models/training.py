@@ -116,6 +116,13 @@ def _raise_nonfinite(x, name):
     raise ValueError(f"{name} contains NaN or infinite values")  # pragma: no cover
 
 
+def _not_aliasing(y, x):
+    """``y``, or a copy of it if it shares memory with the input ``x`` (a model of only
+    Flatten / Dropout layers returns its input, or a view of it, at inference): the
+    result must not let a write change the caller's array."""
+    return y.copy() if np.may_share_memory(y, x) else y
+
+
 def _activations_of(layers):
     """Each layer's activation and its change count (fastnn activations count them)."""
     out = []
@@ -924,7 +931,7 @@ class TrainingMixin:
         if predictor is None:
             if not _all_finite(x):
                 _raise_nonfinite(x if whole is None else whole, name)
-            return self.forward(x, training=False)
+            return _not_aliasing(self.forward(x, training=False), x)
         if y is None:
             _raise_nonfinite(x if whole is None else whole, name)
         return y
