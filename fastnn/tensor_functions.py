@@ -56,13 +56,18 @@ def _size(size, name="size"):
     return tuple(check_int(d, name, minimum=0) for d in size)
 
 
-def _dtype(dtype, default=None):
+def _dtype(dtype, default=None, floating=False):
+    """A numeric dtype (a floating one with ``floating``), or TypeError: tensors hold numbers."""
     if dtype is None:
         return np.dtype(default if default is not None else config.floatx())
     try:
-        return np.dtype(dtype)
+        dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be a NumPy dtype or its name, got {dtype!r}") from None
+    if dt.kind not in ("f" if floating else "biuf"):
+        kind = "floating" if floating else "numeric (bool, int or float)"
+        raise TypeError(f"dtype must be {kind}, got {dt}")
+    return dt
 
 
 def _leaf(data, requires_grad):
@@ -120,13 +125,14 @@ def linspace(start, end, steps, dtype=None, requires_grad=False):
 
 def rand(*size, generator=None, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1)."""
-    return _leaf(_generator(generator).random(_size(size)).astype(_dtype(dtype)), requires_grad)
+    return _leaf(_generator(generator).random(_size(size)).astype(_dtype(dtype, floating=True)),
+                 requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, requires_grad=False):
     """Standard normal samples."""
-    return _leaf(_generator(generator).standard_normal(_size(size)).astype(_dtype(dtype)),
-                 requires_grad)
+    return _leaf(_generator(generator).standard_normal(_size(size)).astype(
+        _dtype(dtype, floating=True)), requires_grad)
 
 
 def randint(low=0, high=None, size=None, generator=None, dtype=None, requires_grad=False):

@@ -152,3 +152,14 @@ def test_star_import_keeps_the_builtins():
     assert "zeros" in namespace and "cat" in namespace
     assert not {"float", "int", "bool", "sum", "max", "abs"} & set(namespace)
     assert "max" in dir(fastnn) and fastnn.float == np.float32
+
+
+def test_factories_refuse_dtypes_that_are_not_numbers():
+    # random floats cast to int were truncated; object / string tensors were made
+    with pytest.raises(TypeError, match="dtype must be floating"):
+        fastnn.randn(3, dtype="int64")
+    with pytest.raises(TypeError, match="dtype must be floating"):
+        fastnn.rand_like(fastnn.tensor(np.array([1, 2])))
+    for dtype in (object, "U5", "complex64"):
+        with pytest.raises(TypeError, match="numeric"):
+            fastnn.zeros(2, dtype=dtype)

@@ -254,3 +254,21 @@ def test_samplers():
     assert sorted(v for (xb,) in loader for v in xb.numpy().tolist()) == [1.0, 3.0, 5.0]
     loader = DataLoader(data, batch_size=5, sampler=RandomSampler(data, generator=g))
     assert sorted(v for (xb,) in loader for v in xb.numpy().tolist()) == list(range(10))
+
+
+def test_fractional_indices_are_refused_not_truncated():
+    from fastnn.utils.data import Subset
+    data = TensorDataset(np.arange(5.0))
+    with pytest.raises(TypeError, match="integer indices"):
+        Subset(data, [0.5, 3.9])
+    with pytest.raises(TypeError, match="integer indices"):
+        list(DataLoader(data, sampler=[1.9, 2.7]))
+    assert Subset(data, np.array([1.0, 3.0])).indices.tolist() == [1, 3]
+
+
+def test_collate_of_python_numbers_takes_the_widest_kind():
+    assert default_collate([1, 2.5]).numpy().tolist() == [1.0, 2.5]   # was truncated to [1, 2]
+    assert default_collate([1, 2]).numpy().dtype == np.int64
+    assert default_collate([True, 2]).numpy().dtype == np.int64
+    with pytest.raises(TypeError, match="mixes numbers"):
+        default_collate([1, "a"])

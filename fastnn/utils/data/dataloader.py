@@ -10,7 +10,7 @@ import numpy as np
 from fastnn import utils
 from fastnn._validation import check_bool, check_int
 from fastnn.tensor import Tensor
-from fastnn.utils.data.dataset import _check_dataset, _gatherable
+from fastnn.utils.data.dataset import _check_dataset, _gatherable, _index_array
 
 
 def default_collate(batch):
@@ -28,11 +28,15 @@ def default_collate(batch):
         return Tensor._wrap(np.stack([s.data for s in batch]))
     if isinstance(first, (np.ndarray, np.generic)):
         return Tensor._wrap(np.stack([np.asarray(s) for s in batch]))
-    if isinstance(first, bool):
-        return Tensor._wrap(np.asarray(batch, dtype=np.bool_))
-    if isinstance(first, numbers.Integral):
-        return Tensor._wrap(np.asarray(batch, dtype=np.int64))
-    if isinstance(first, numbers.Real):
+    if isinstance(first, numbers.Real) and not isinstance(first, np.generic):
+        # Python numbers, by the widest kind in the batch (PyTorch's torch.tensor(batch)):
+        # [1, 2.5] is float64, not a truncated int64
+        if not all(isinstance(s, numbers.Real) for s in batch):
+            raise TypeError("default_collate: a batch mixes numbers with other kinds of samples")
+        if all(isinstance(s, bool) for s in batch):
+            return Tensor._wrap(np.asarray(batch, dtype=np.bool_))
+        if all(isinstance(s, numbers.Integral) for s in batch):
+            return Tensor._wrap(np.asarray(batch, dtype=np.int64))
         return Tensor._wrap(np.asarray(batch, dtype=np.float64))
     if isinstance(first, (str, bytes)):
         return list(batch)
@@ -127,7 +131,7 @@ class DataLoader:
     def _order(self):
         """The epoch's sample order, as an int array."""
         if self.sampler is not None:
-            return np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
+            return _index_array(list(self.sampler), "the sampler's indices")
         n = len(self.dataset)
         if self.shuffle:
             return (self.generator if self.generator is not None else utils.rng()).permutation(n)
@@ -136,7 +140,7 @@ class DataLoader:
     def _batches(self):
         if self.batch_sampler is not None:
             for batch in self.batch_sampler:
-                yield np.asarray([int(i) for i in batch], dtype=np.int64)
+                yield _index_array(list(batch), "the batch sampler's indices")
             return
         order = self._order()
         if self.batch_size is None:

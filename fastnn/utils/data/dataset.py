@@ -74,13 +74,22 @@ class TensorDataset(Dataset):
         return tuple(Tensor._wrap(a[indices]) for a in self._arrays)
 
 
+def _index_array(indices, name):
+    """``indices`` as a 1-D int64 array; fractional values are an error, not truncated."""
+    arr = _to_array(indices, name)
+    if arr.size and arr.dtype.kind not in "iu":
+        if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.floor(arr)):
+            raise TypeError(f"{name} must hold integer indices, got dtype {arr.dtype}")
+    return arr.astype(np.int64).reshape(-1)
+
+
 class Subset(Dataset):
     """The samples ``indices`` of ``dataset``, in that order."""
 
     def __init__(self, dataset, indices):
         _check_dataset(dataset)
         self.dataset = dataset
-        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self.indices = _index_array(indices, "indices")
         n = len(dataset)
         if self.indices.size and (self.indices.min() < -n or self.indices.max() >= n):
             raise IndexError(f"Subset: an index is out of range for a dataset of {n} samples")
