@@ -136,6 +136,11 @@ def test_read_idx_known_header_bytes(tmp_path):
     (bytes.fromhex("00000803 0000000A 0000001C"), "truncated IDX header"),
     (bytes.fromhex("00000801 00000004 070201"), "truncated"),
     (bytes.fromhex("00000801 00000002 070201"), "trailing"),
+    # headers promising more than the file holds are refused before allocating (a
+    # 20000000 x 28 x 28 header reserved 15.7 GB first; 8 bytes asked for 32 GiB)
+    (bytes.fromhex("00000803 01312D00 0000001C 0000001C 00"), "truncated"),
+    (bytes.fromhex("00000D04 FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF"), "truncated"),
+    (bytes.fromhex("000008FF") + b"\x00" * 1020, "255 dimensions"),
 ])
 def test_read_idx_rejects_corrupt_files_naming_them(tmp_path, data, word):
     path = tmp_path / "bad-file"
@@ -143,6 +148,18 @@ def test_read_idx_rejects_corrupt_files_naming_them(tmp_path, data, word):
     with pytest.raises(ValueError, match=word) as info:
         mnist.read_idx(path)
     assert "bad-file" in str(info.value)
+
+
+def test_a_gzip_header_promising_gigabytes_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "huge.gz"
+    path.write_bytes(gzip.compress(bytes.fromhex("00000803 01312D00 0000001C 0000001C")))
+    with pytest.raises(ValueError, match="huge.gz.*truncated"):
+        mnist.read_idx(path)
+
+
+def test_a_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        mnist.read_idx(tmp_path / "missing")
 
 
 def test_truncated_gzip_names_the_file(tmp_path):

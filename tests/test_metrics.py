@@ -491,3 +491,8 @@ def test_an_empty_batch_adds_nothing(make, y_true, y_pred):
     m.update_state(y_true[:0], y_pred[:0], sample_weight=np.zeros(0))
     ref.update_state(y_true, y_pred)
     assert m.result() == ref.result()
+
+
+def test_auc_bounds_its_number_of_thresholds():
+    with pytest.raises(ValueError, match="num_thresholds must be <= 10000000"):
+        M.AUC(num_thresholds=10**9)

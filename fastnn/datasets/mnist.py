@@ -17,6 +17,7 @@ MNIST: Y. LeCun, C. Cortes, C. J. C. Burges; license CC BY-SA 3.0.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -51,6 +52,11 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 
 # --------------------------------------------------------------------------- IDX format
 
+# Deflate's best case is about 1032 output bytes per input byte.
+_MAX_DEFLATE_RATIO = 1032
+_MAX_IDX_DIMS = 32
+
+
 def _read_idx_stream(path: Path) -> np.ndarray:
     """Read an IDX file straight into its array, decompressing as it goes.
 
@@ -81,6 +87,21 @@ def _read_idx_stream(path: Path) -> np.ndarray:
                                  f"need {4 + 4 * ndim})")
             shape = tuple(int(d) for d in np.frombuffer(sizes, dtype=">u4"))
             dtype = np.dtype(_IDX_DTYPES[type_code])
+            if ndim > _MAX_IDX_DIMS:
+                raise ValueError(f"{where}: IDX header declares {ndim} dimensions (at most "
+                                 f"{_MAX_IDX_DIMS} are read)")
+            # What the header promises must fit the file before anything is allocated: a
+            # forged or damaged header (20000000 x 28 x 28) would otherwise reserve GBs
+            # first. Uncompressed, the rest of the file is the data; compressed, deflate
+            # expands by at most 1032x.
+            declared = math.prod(shape) * dtype.itemsize
+            stored = path.stat().st_size - 4 - 4 * ndim
+            if path.suffix == ".gz":
+                stored = path.stat().st_size * _MAX_DEFLATE_RATIO
+            if declared > stored:
+                raise ValueError(
+                    f"{where}: IDX data truncated: header says shape {shape} ({declared} bytes "
+                    f"of {dtype.name}), the file cannot hold that many")
             arr = np.empty(shape, dtype=dtype.newbyteorder("="))
             view = memoryview(arr.reshape(-1).view(np.uint8))
             filled = 0
@@ -90,6 +111,8 @@ def _read_idx_stream(path: Path) -> np.ndarray:
                     break
                 filled += got
             trailing = f.read(1)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # they name the path already; not a damaged file
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise ValueError(f"{path}: not a valid gzip file, or truncated ({exc})") from None
     if filled < len(view) or trailing:

@@ -159,9 +159,11 @@ class AUC(Metric):
             self._thresholds_arg = values
             inner = values
         else:
-            num_thresholds = check_int(num_thresholds, "num_thresholds", minimum=2)
+            # bounded: each threshold is a bucket of state (10**9 took 26 s and GBs to refuse)
+            num_thresholds = check_int(num_thresholds, "num_thresholds", minimum=2,
+                                       maximum=10**7)
             self._thresholds_arg = None
-            inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            inner = (np.arange(1, num_thresholds - 1) / (num_thresholds - 1)).tolist()
         self.thresholds = np.array([-self._EPS] + list(inner) + [1.0 + self._EPS])
         self.num_thresholds = len(self.thresholds)
         if not isinstance(curve, str) or curve.upper() not in ("ROC", "PR"):
