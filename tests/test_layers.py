@@ -495,3 +495,9 @@ def test_get():
         layers.get("dense")
     with pytest.raises(TypeError):
         layers.get(3)
+
+
+def test_a_weight_no_machine_could_hold_is_refused_before_its_values_are_drawn():
+    # the initializer ran first and reported "random stream exhausted"
+    with pytest.raises(MemoryError, match="'kernel' of shape \\(16777216, 1099511627776\\)"):
+        fastnn.Sequential([layers.Input(shape=(2**24,)), layers.Dense(2**40)])

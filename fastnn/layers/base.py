@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import re
 from collections import defaultdict
 
@@ -70,12 +71,17 @@ def normalize_shape(shape, name: str = "input_shape", *, strip_batch=False) -> t
 # weight matrix whose rows are whole cache lines where it lies instead of
 # copying it into a packed panel (csrc/gemm.c, fnn_sup_b_in_place).
 _ALIGNMENT = 64
+# No machine holds this (NumPy itself refuses arrays past 2**63 bytes, less clearly).
+_MAX_ARRAY_BYTES = 2 ** 60
 
 
 def _aligned_empty(shape, dtype):
     """An uninitialized C-contiguous array whose data starts on a 64-byte boundary."""
     dtype = np.dtype(dtype)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(int(d) for d in shape)  # a Python int: np.prod wraps at 2**63
+    if count * dtype.itemsize > _MAX_ARRAY_BYTES:
+        raise MemoryError(f"an array of shape {tuple(shape)} and dtype {dtype} would take "
+                          f"{count * dtype.itemsize / 2**30:.3g} GiB")
     raw = np.empty(count * dtype.itemsize + _ALIGNMENT, dtype=np.uint8)
     start = -raw.ctypes.data % _ALIGNMENT
     return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
@@ -191,9 +197,12 @@ class Layer:
 
     def add_weight(self, name, shape, initializer, regularizer=None, constraint=None):
         """Create a parameter with ``initializer(shape, dtype)`` and register it."""
+        size = math.prod(int(n) for n in shape)
+        if size * np.dtype(self.dtype).itemsize > _MAX_ARRAY_BYTES:  # before drawing its values
+            raise MemoryError(f"layer {self.name!r}: {name!r} of shape {tuple(shape)} would take "
+                              f"{size * np.dtype(self.dtype).itemsize / 2**30:.3g} GiB")
         budget = _WEIGHT_BUDGET.get()
         if budget is not None:
-            size = int(np.prod([int(n) for n in shape], dtype=object))
             if size > budget[0]:
                 raise ValueError(
                     f"layer {self.name!r}: {name!r} of shape {tuple(shape)} would hold {size} "
