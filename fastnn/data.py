@@ -5,11 +5,15 @@ the class proportions of the whole) and k-fold. This module follows
 scikit-learn's names, argument order, defaults and semantics, so that code and
 habits carry over:
 
+>>> import numpy as np
 >>> from fastnn.data import train_test_split, KFold, StratifiedKFold
+>>> x, y = np.arange(40.0).reshape(20, 2), np.arange(20) % 2
 >>> x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2,
 ...                                                     stratify=y, random_state=0)
->>> for train_idx, test_idx in StratifiedKFold(n_splits=5).split(x, y):
-...     ...
+>>> x_train.shape, np.bincount(y_test)
+((16, 2), array([2, 2]))
+>>> [len(test_idx) for train_idx, test_idx in StratifiedKFold(n_splits=5).split(x, y)]
+[4, 4, 4, 4, 4]
 
 One difference: randomness comes from :func:`fastnn.utils.make_rng` (fastnn's
 Philox generator), not from NumPy's legacy ``RandomState``, so a shuffled split for a
@@ -249,8 +253,12 @@ def train_test_split(*arrays, test_size=None, train_size=None, random_state=None
 
     Examples
     --------
+    >>> import numpy as np
+    >>> x, y = np.zeros((10, 3)), np.array([0, 1] * 5)
     >>> x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2,
     ...                                                     stratify=y, random_state=0)
+    >>> x_train.shape, sorted(y_test.tolist())
+    ((8, 3), [0, 1])
     """
     if not arrays:
         raise ValueError("train_test_split: at least one array is required")
@@ -662,8 +670,15 @@ def batches(x, y=None, batch_size=32, shuffle=True, seed=None):
 
     Examples
     --------
-    >>> for xb, yb in batches(x_train, y_train, batch_size=32, seed=0):
-    ...     optimizer.zero_grad(); criterion(model(xb), yb).backward(); optimizer.step()
+    >>> import numpy as np
+    >>> x, y = np.zeros((70, 4)), np.arange(70)
+    >>> [len(yb) for xb, yb in batches(x, y, batch_size=32, seed=0)]
+    [32, 32, 6]
+
+    In a PyTorch-style loop::
+
+        for xb, yb in batches(x_train, y_train, batch_size=32, seed=0):
+            optimizer.zero_grad(); criterion(model(xb), yb).backward(); optimizer.step()
     """
     n = _num_samples(x, "x")
     if n == 0:

@@ -6,9 +6,12 @@ read; it is the truth for tests and the fallback when nothing was compiled.
 with the compiled kernels from ``csrc/`` (thinc's ``Ops``/``NumpyOps`` split):
 an op the fast backend does not override runs the reference code.
 
+>>> import numpy as np
 >>> from fastnn import backends
 >>> ops = backends.get('fast')              # or backends.get() for the active one
->>> c = ops.gemm(a, b, trans_b=True)
+>>> a, b = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+>>> ops.gemm(a, b, trans_b=True).shape      # a @ b.T
+(2, 4)
 
 The op interface
 ================

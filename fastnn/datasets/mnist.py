@@ -1,9 +1,11 @@
 """MNIST: 70,000 handwritten digits, 28x28, in Keras's layout.
 
->>> from fastnn.datasets import mnist
->>> (x_train, y_train), (x_test, y_test) = mnist.load_data()
->>> x_train.shape, x_train.dtype, y_test.shape
-((60000, 28, 28), dtype('uint8'), (10000,))
+::
+
+    >>> from fastnn.datasets import mnist
+    >>> (x_train, y_train), (x_test, y_test) = mnist.load_data()   # doctest: +SKIP
+    >>> x_train.shape, x_train.dtype, y_test.shape                  # doctest: +SKIP
+    ((60000, 28, 28), dtype('uint8'), (10000,))
 
 The loader reads the four standard IDX files (``train-images-idx3-ubyte.gz`` and
 friends, gzip-compressed or not) from a directory: ``path`` if given, else

@@ -2,6 +2,7 @@
 
 >>> from fastnn import layers
 >>> layers.Dense(64, activation='relu', input_shape=(784,))
+<Dense name='dense...', built=False>
 
 ``serialize(layer)`` gives ``{"class_name": ..., "config": {...}}`` (JSON-able);
 ``deserialize`` rebuilds a layer from it, for the classes of this package and

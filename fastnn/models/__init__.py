@@ -1,7 +1,10 @@
 """Models: ``Sequential`` (``Model`` is an alias for now), ``save_model`` and ``load_model``.
 
->>> model = fastnn.models.Sequential([...])
->>> model.save('model.fnn'); fastnn.models.load_model('model.fnn')
+::
+
+    model = fastnn.models.Sequential([...])
+    model.save('model.fnn')
+    restored = fastnn.models.load_model('model.fnn')
 """
 from __future__ import annotations
 

@@ -41,11 +41,13 @@ class Sequential(TrainingMixin):
 
     Examples
     --------
+    >>> import numpy as np, fastnn
     >>> model = fastnn.Sequential([
     ...     fastnn.layers.Dense(64, activation='relu', input_shape=(784,)),
     ...     fastnn.layers.Dense(10, activation='softmax'),
     ... ])
-    >>> model(x).shape          # (len(x), 10)
+    >>> model(np.zeros((5, 784), np.float32)).shape
+    (5, 10)
 
     Notes
     -----

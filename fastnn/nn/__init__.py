@@ -1,8 +1,11 @@
 """``fastnn.nn``: PyTorch-style modules (``Module``, ``Linear``, ``Sequential``, losses...).
 
+>>> import fastnn
 >>> from fastnn import nn
 >>> net = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+>>> x, y = fastnn.randn(8, 784), fastnn.randint(0, 10, (8,))
 >>> loss = nn.CrossEntropyLoss()(net(x), y)
+>>> loss.backward()
 
 ``fastnn.nn.functional`` holds the same operations as functions, ``fastnn.nn.init``
 the weight initializations and ``fastnn.nn.utils`` gradient clipping.

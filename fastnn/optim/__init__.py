@@ -1,6 +1,9 @@
 """``fastnn.optim``: PyTorch-style optimizers over the backend's update ops.
 
+>>> import fastnn
+>>> model = fastnn.nn.Linear(3, 1)
 >>> opt = fastnn.optim.Adam(model.parameters(), lr=1e-3)
+>>> loss = model(fastnn.ones(4, 3)).sum()
 >>> opt.zero_grad(); loss.backward(); opt.step()
 
 Argument names and defaults are PyTorch's. The update rules are the
