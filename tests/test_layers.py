@@ -501,3 +501,35 @@ def test_a_weight_no_machine_could_hold_is_refused_before_its_values_are_drawn()
     # the initializer ran first and reported "random stream exhausted"
     with pytest.raises(MemoryError, match="'kernel' of shape \\(16777216, 1099511627776\\)"):
         fastnn.Sequential([layers.Input(shape=(2**24,)), layers.Dense(2**40)])
+
+
+def test_dense_applies_to_the_last_axis_of_samples_of_several_dimensions(use_backend):
+    # as Keras's Dense: (batch, steps, features) -> (batch, steps, units); it said
+    # "put a Flatten layer before it"
+    config.set_floatx("float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 1))
+    model = fastnn.Sequential([layers.Input(shape=(2, 3)), layers.Dense(5, activation="tanh"),
+                               layers.Flatten(), layers.Dense(1)])
+    model.compile("sgd", "mse")
+    assert model.layers[0].output_shape == (None, 2, 5)
+    (w, b), (w2, b2) = model.layers[0].get_weights(), model.layers[2].get_weights()
+    hidden = np.tanh(x @ w + b).reshape(4, -1)
+    np.testing.assert_allclose(model.predict(x, verbose=0), hidden @ w2 + b2, rtol=1e-13)
+    from fastnn.backends import fused
+    assert "Dense over the last axis" in fused.explain(model)
+
+    def loss(kernel):
+        model.layers[0].set_weights([kernel, b])
+        model.layers[2].set_weights([w2, b2])
+        return float(model.evaluate(x, y, verbose=0))
+    numeric = np.zeros_like(w)
+    for idx in np.ndindex(w.shape):
+        up, down = w.copy(), w.copy()
+        up[idx] += 1e-6
+        down[idx] -= 1e-6
+        numeric[idx] = (loss(up) - loss(down)) / 2e-6
+    loss(w)
+    model.train_on_batch(x, y)  # SGD(0.01): w -= 0.01 * dL/dw
+    np.testing.assert_allclose((w - model.layers[0].get_weights()[0]) / 0.01, numeric,
+                               rtol=1e-6, atol=1e-8)

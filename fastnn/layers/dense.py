@@ -46,6 +46,12 @@ class Dense(Layer):
     ----------
     kernel : ndarray of shape (inputs, units)
     bias : ndarray of shape (units,) or None
+
+    Notes
+    -----
+    On samples of several dimensions, e.g. (steps, features), the layer applies
+    to the last axis (as Keras's): the output has shape (steps, units). Such a
+    model trains on the per-op path.
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -69,16 +75,12 @@ class Dense(Layer):
 
     # -- building --------------------------------------------------------------------
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise ValueError(
-                f"Dense layer {self.name!r} takes inputs of shape (batch, features), but one "
-                f"sample has shape {tuple(input_shape)}; put a Flatten layer before it"
-            )
-        return (self.units,)
+        # samples of several dimensions: applied to the last axis, as in Keras
+        return tuple(input_shape[:-1]) + (self.units,)
 
     def build(self, input_shape):
         super().build(input_shape)
-        (inputs,) = self._in_shape
+        inputs = self._in_shape[-1]
         self.kernel = self.add_weight("kernel", (inputs, self.units), self.kernel_initializer,
                                       self.kernel_regularizer, self.kernel_constraint)
         self.bias = None
@@ -111,6 +113,13 @@ class Dense(Layer):
 
     def _forward(self, x, training, act):
         """act(x @ W + b); ``act`` None means linear (the logits)."""
+        lead = x.shape[:-1]
+        if x.ndim > 2:  # (batch, ..., inputs): every leading index is a row of the product
+            x = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        y = self._forward_rows(x, training, act)
+        return y if len(lead) == 1 else y.reshape(lead + (self.units,))
+
+    def _forward_rows(self, x, training, act):
         ops = backends.get()
         if act is None or act.fused:
             name, param = ("linear", None) if act is None else (act.name, act.param)
@@ -144,6 +153,9 @@ class Dense(Layer):
                 f"layer {self.name!r}: backward needs a preceding forward(x, training=True)"
             )
         x, y, preact, act = self._cache
+        shape = grad_y.shape
+        if grad_y.ndim > 2:  # samples of several dimensions (see _forward)
+            grad_y = np.ascontiguousarray(grad_y.reshape(-1, self.units))
         if act is None:
             name, param = "linear", None
         elif act.fused:
@@ -155,11 +167,14 @@ class Dense(Layer):
         if self.trainable:
             grad_kernel = self._variables[0].grad
             grad_bias = self._variables[1].grad if self.use_bias else None
-        return backends.get().dense_backward(
+        grad_x = backends.get().dense_backward(
             grad_y, x, self.kernel, y, preact, name, param,
             grad_kernel=grad_kernel, grad_bias=grad_bias,
             need_input_grad=need_input_grad, accumulate=True,
         )
+        if grad_x is None or len(shape) == 2:
+            return grad_x
+        return grad_x.reshape(shape[:-1] + (x.shape[1],))
 
     backward_logits = backward  # forward_logits cached act=None: the linear case
 
