@@ -174,11 +174,10 @@ def test_dense_rejects_bad_arguments(kwargs, error, match):
         Dense(**kwargs)
 
 
-def test_dense_needs_flat_input():
+def test_dense_on_samples_of_several_dimensions_maps_the_last_axis():
     layer = Dense(2)
-    with pytest.raises(ValueError, match="Flatten"):
-        layer.build((3, 4))
-    assert not layer.built
+    layer.build((3, 4))
+    assert layer.kernel.shape == (4, 2) and layer.compute_output_shape((3, 4)) == (3, 2)
 
 
 def test_layer_call_validates_input(f64):
