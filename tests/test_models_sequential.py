@@ -70,8 +70,8 @@ def test_build_errors():
     model = Sequential([Dense(2, input_shape=(3,))])
     with pytest.raises(ValueError, match="declared input shape"):
         model.build((4,))
-    with pytest.raises(ValueError, match="Flatten"):
-        Sequential([Input(shape=(2, 3)), Dense(2)])
+    # (a Dense layer on samples of several dimensions maps their last axis, as Keras's)
+    assert Sequential([Input(shape=(2, 3)), Dense(2)]).layers[-1].output_shape == (None, 2, 2)
 
 
 def test_add_errors():
@@ -102,10 +102,22 @@ class _TwoD(layers.Layer):
         return np.stack([x, x], axis=1)
 
 
+class _NeedsFlat(layers.Layer):
+    """A layer that takes only flat samples."""
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError("flat samples only: put a Flatten layer before it")
+        return tuple(input_shape)
+
+    def forward(self, x, training=False):
+        return x
+
+
 def test_add_to_built_model_rejects_incompatible_layer():
     model = Sequential([Dense(4, input_shape=(3,)), _TwoD()])
     with pytest.raises(ValueError, match="Flatten"):
-        model.add(Dense(2))
+        model.add(_NeedsFlat())
     assert len(model.layers) == 2  # the failed add left the model as it was
     model.add(Flatten())
     model.add(Dense(2))
