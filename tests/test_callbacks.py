@@ -616,6 +616,12 @@ def test_model_checkpoint_bad_arguments():
         C.ModelCheckpoint("m.fnn", save_freq="batch")
     with pytest.raises(TypeError, match="filepath"):
         C.ModelCheckpoint(None)
+    # refused when made, not after the first epoch of training
+    with pytest.raises(ValueError, match="not a valid format string"):
+        C.ModelCheckpoint("m-{epoch.fnn")
+    for pattern in ("m-{val_loss[0]}.fnn", "m-{epoch.__class__}.fnn", "m-{}.fnn"):
+        with pytest.raises(ValueError, match="plain name"):
+            C.ModelCheckpoint(pattern)
 
 
 # -- ProgbarLogger ------------------------------------------------------------------------------

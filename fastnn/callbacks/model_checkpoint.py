@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import string
 
 from fastnn._validation import check_float, check_int
 from fastnn.callbacks._monitor import (check_mode, check_monitor, is_better, monitor_value,
@@ -10,6 +11,21 @@ from fastnn.callbacks._monitor import (check_mode, check_monitor, is_better, mon
 from fastnn.callbacks.base import Callback
 
 __all__ = ["ModelCheckpoint"]
+
+
+def _check_pattern(filepath):
+    """Refuse, before training starts, a ``filepath`` whose fields cannot be filled:
+    bad ``{}`` syntax, or a field that is not a plain name (``{val_loss[0]}``,
+    ``{epoch.__class__}``); the names themselves are checked against the logs at the
+    first save."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(filepath) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"filepath {filepath!r} is not a valid format string: {exc}") from None
+    for name in fields:
+        if not name.isidentifier():
+            raise ValueError(f"filepath {filepath!r}: the field {{{name}}} must be a plain name "
+                             "such as {epoch} or {val_loss}")
 
 
 class ModelCheckpoint(Callback):
@@ -48,6 +64,7 @@ class ModelCheckpoint(Callback):
             raise TypeError(f"filepath must be a path, got {type(filepath).__name__}") from None
         if not isinstance(self.filepath, str) or not self.filepath:
             raise ValueError(f"filepath must be a non-empty path, got {filepath!r}")
+        _check_pattern(self.filepath)
         self.monitor = check_monitor(monitor)
         self.verbose = check_int(verbose, "verbose", minimum=0)
         self.save_best_only = bool(save_best_only)
