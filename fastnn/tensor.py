@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import numbers
 
 import numpy as np
@@ -1052,8 +1053,9 @@ def matmul(a, b):
     if A.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"matmul needs float32 or float64 operands, got {A.dtype}")
     a_shape, b_shape = A.shape, B.shape
-    A2 = A.reshape(-1, k) if A.ndim != 2 else A
-    B2 = B.reshape(k, -1) if B.ndim == 1 else B
+    # explicit sizes, not -1: with k == 0 (an empty inner dimension) -1 is ambiguous
+    A2 = A.reshape(math.prod(a_shape[:-1]), k) if A.ndim != 2 else A
+    B2 = B.reshape(k, 1) if B.ndim == 1 else B
     out = _gemm(A2, B2)
     out_shape = a_shape[:-1] + b_shape[1:]
     if out.shape != out_shape:

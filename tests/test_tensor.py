@@ -403,3 +403,13 @@ def test_random_expressions_match_finite_differences(backend, program, seed):
     x, y = rng.uniform(-1, 1, size=(3, 4)), rng.uniform(-1, 1, size=(3, 4))
     with config.use_backend(backend):
         check_gradients(lambda a, b: evaluate(program, a, b), x, y)
+
+
+def test_matmul_with_an_empty_inner_dimension():
+    # (2, 3, 0) @ (0, 4) is zeros(2, 3, 4); the reshape to (-1, 0) was ambiguous
+    a = fastnn.zeros(2, 3, 0, requires_grad=True)
+    b = fastnn.ones(0, 4, requires_grad=True)
+    c = a @ b
+    np.testing.assert_array_equal(c.numpy(), np.zeros((2, 3, 4)))
+    c.sum().backward()
+    assert a.grad.shape == (2, 3, 0) and b.grad.shape == (0, 4)

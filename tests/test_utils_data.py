@@ -272,3 +272,8 @@ def test_collate_of_python_numbers_takes_the_widest_kind():
     assert default_collate([True, 2]).numpy().dtype == np.int64
     with pytest.raises(TypeError, match="mixes numbers"):
         default_collate([1, "a"])
+
+
+def test_collate_of_dicts_with_different_keys_says_so():
+    with pytest.raises(ValueError, match="different keys"):
+        default_collate([{"a": 1}, {"b": 2}])

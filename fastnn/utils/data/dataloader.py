@@ -41,6 +41,8 @@ def default_collate(batch):
     if isinstance(first, (str, bytes)):
         return list(batch)
     if isinstance(first, Mapping):
+        if any(not isinstance(s, Mapping) or s.keys() != first.keys() for s in batch):
+            raise ValueError("default_collate: the samples of a batch have different keys")
         return {key: default_collate([s[key] for s in batch]) for key in first}
     if isinstance(first, (tuple, list)):
         if any(len(s) != len(first) for s in batch):
