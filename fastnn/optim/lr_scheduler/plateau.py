@@ -5,13 +5,15 @@ import math
 import numbers
 
 from fastnn._validation import check_float, check_int, lookup
-from fastnn.optim.lr_scheduler.base import _check_optimizer
+from fastnn.optim.lr_scheduler.base import LRScheduler, _check_optimizer
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(LRScheduler):
     """Multiply the learning rate by ``factor`` when a metric stops improving.
 
-    Call ``scheduler.step(metric)`` after each validation.
+    Call ``scheduler.step(metric)`` after each validation. (An LRScheduler, as in
+    PyTorch, for its state dicts and ``get_last_lr``; it has no schedule of epochs,
+    so it makes no step of its own when built.)
 
     Parameters
     ----------
@@ -107,17 +109,3 @@ class ReduceLROnPlateau:
     def in_cooldown(self):
         """True while waiting after a reduction."""
         return self.cooldown_counter > 0
-
-    def get_last_lr(self):
-        """The current learning rates."""
-        return list(self._last_lr)
-
-    def state_dict(self):
-        """The scheduler's state (everything but the optimizer)."""
-        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
-
-    def load_state_dict(self, state_dict):
-        """Restore a state from :meth:`state_dict`."""
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        self.__dict__.update(state_dict)
