@@ -798,3 +798,14 @@ def test_a_tampered_dropout_state_is_a_clear_error(tmp_path, state):
     _with_dropout_rng_state(path, state)
     with pytest.raises(ValueError, match="random state"):
         load_model(path)
+
+
+def test_a_frozen_model_stays_frozen_through_its_config_and_file(tmp_path):
+    model = fastnn.Sequential([fastnn.layers.Input(shape=(3,)), fastnn.layers.Dense(2)])
+    model.trainable = False
+    model.compile("sgd", "mse")
+    model.save(tmp_path / "frozen.fnn")
+    for copy in (fastnn.Sequential.from_config(model.get_config()),
+                 fastnn.models.load_model(tmp_path / "frozen.fnn")):
+        assert copy.trainable is False and copy.trainable_weights == []
+    assert "trainable" not in fastnn.Sequential([fastnn.layers.Dense(2)]).get_config()

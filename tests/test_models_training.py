@@ -1211,3 +1211,43 @@ def test_optimizer_state_follows_the_weights_when_layers_are_frozen(optimizer, r
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     for w, slots in zip(model.trainable_weights, opt.slots):
         assert slots is state[id(w)]
+
+
+@pytest.mark.parametrize("copy_how", ["deepcopy", "pickle", "save"])
+def test_optimizer_state_follows_the_weights_through_copies_and_files(copy_how, tmp_path):
+    # A copy (or a saved and loaded model) bound its state by position at its next
+    # update: freezing or unfreezing a layer then handed one layer's state to another
+    # (or failed on the shapes).
+    import copy
+    import pickle
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)
+    model = Sequential([Dense(6, activation="relu", input_shape=(4,)), Dense(5, activation="relu"),
+                        Dense(3, activation="softmax")])
+    model.compile(optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    model.layers[0].trainable = False
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    if copy_how == "deepcopy":
+        twin = copy.deepcopy(model)
+    elif copy_how == "pickle":
+        twin = pickle.loads(pickle.dumps(model))
+    else:
+        model.save(tmp_path / "m.fnn")
+        twin = fastnn.models.load_model(tmp_path / "m.fnn")
+    moments = {name: [s[name].copy() for s in model.optimizer.slots]
+               for name in model.optimizer.slot_names}
+    twin.layers[0].trainable = True                      # unfreeze in the copy
+    twin.optimizer._ensure_slots(twin.trainable_weights)
+    # the unfrozen layer's state: its own (kept in a copy) or fresh zeros (a file holds
+    # the state of the weights it trains); the others' state: exactly theirs
+    for name, saved in moments.items():
+        got = [s[name] for s in twin.optimizer.slots]
+        assert len(got) == 6
+        for a, b in zip(got[2:], saved):
+            np.testing.assert_array_equal(a, b)
+        if copy_how == "save":
+            assert not np.any(got[0]) and not np.any(got[1])
+        else:
+            assert np.any(got[0])
+    twin.fit(x, y, epochs=1, batch_size=16, verbose=0)  # and it trains (it raised before)

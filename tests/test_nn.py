@@ -495,3 +495,28 @@ def test_module_dict_registers_its_modules():
     assert len(d) == 0 and list(d.parameters()) == []
     with pytest.raises(KeyError, match="already exists"):
         nn.ModuleDict({"keys": nn.ReLU()})
+
+
+def test_assigning_a_parameter_or_module_over_a_buffer_replaces_it():
+    m = nn.Module()
+    m.register_buffer("scale", tensor(np.zeros(2)))
+    m.scale = nn.Parameter(np.ones(2))
+    assert [n for n, _ in m.named_buffers()] == [] and list(m.state_dict()) == ["scale"]
+    m.load_state_dict({"scale": np.full(2, 5.0)})
+    np.testing.assert_array_equal(m.scale.numpy(), [5.0, 5.0])  # the parameter, not the old buffer
+    m.register_buffer("shift", tensor(np.zeros(2)), persistent=False)
+    m.shift = nn.Identity()
+    assert list(m.state_dict()) == ["scale"] and [n for n, _ in m.named_children()] == ["shift"]
+
+
+def test_a_softplus_pickled_before_it_took_arguments_still_works():
+    import pickle
+    old = nn.Softplus()
+    del old.__dict__["beta"], old.__dict__["threshold"]  # as an object of the old class
+    restored = pickle.loads(pickle.dumps(old))
+    np.testing.assert_allclose(restored(tensor(np.array([0.0]))).numpy(), [np.log(2.0)])
+
+
+def test_sequential_insert_returns_the_container():
+    seq = nn.Sequential(nn.ReLU())
+    assert seq.insert(0, nn.Tanh()) is seq

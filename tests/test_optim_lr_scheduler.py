@@ -375,3 +375,19 @@ def test_step_with_an_epoch_jumps_there_like_torch():
                 warnings.simplefilter("ignore")
                 theirs.step(epoch)
             assert _settings(opt) == pytest.approx(_settings(t_opt)), (name, epoch)
+
+
+def test_reduce_on_plateau_takes_the_deprecated_epoch_and_old_pickles():
+    import pickle
+    opt = make_optimizer(1.0)
+    s = sched.ReduceLROnPlateau(opt, patience=0)
+    with pytest.warns(UserWarning, match="deprecated"):
+        s.step(1.0, epoch=5)
+    assert s.last_epoch == 5
+    old = sched.ReduceLROnPlateau(make_optimizer(1.0), patience=0, min_lr=0.01)
+    del old.__dict__["default_min_lr"]  # as pickled before groups could be added
+    old = pickle.loads(pickle.dumps(old))
+    old.optimizer.add_param_group({"params": [nn.Parameter(np.zeros(1))], "lr": 0.5})
+    for m in (1.0, 1.0):
+        old.step(m)
+    assert old.get_last_lr() == pytest.approx([0.1, 0.05])

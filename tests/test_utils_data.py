@@ -277,3 +277,12 @@ def test_collate_of_python_numbers_takes_the_widest_kind():
 def test_collate_of_dicts_with_different_keys_says_so():
     with pytest.raises(ValueError, match="different keys"):
         default_collate([{"a": 1}, {"b": 2}])
+
+
+def test_samplers_refuse_fractional_indices():
+    from fastnn.utils.data import BatchSampler, SubsetRandomSampler
+    with pytest.raises(TypeError, match="integer indices"):
+        SubsetRandomSampler([0.5, 1.7])
+    with pytest.raises(TypeError, match="integer indices"):
+        list(BatchSampler([0.5, 1.7, 3.9], 2, False))
+    assert list(BatchSampler([4, 1, 3], 2, True)) == [[4, 1]]

@@ -54,6 +54,8 @@ class ModelCheckpoint(Callback):
         With ``save_best_only``, a value the first save must beat.
     """
 
+    save_weights_only = False  # the default, also for callbacks pickled before it existed
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
                  initial_value_threshold=None):

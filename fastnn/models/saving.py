@@ -456,8 +456,9 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True) -> None:
     members = {}
     optimizer_tensors = {}
     if include_optimizer and config["compile"] is not None:
-        config["optimizer_state"] = _state_layout(model.optimizer.get_state(), "optimizer/",
-                                                  optimizer_tensors)
+        # lined up with the weights the file holds, as load_model binds it to them
+        state = model.optimizer.state_for(model.trainable_weights)
+        config["optimizer_state"] = _state_layout(state, "optimizer/", optimizer_tensors)
     members[CONFIG] = _json_bytes(config)
     members[WEIGHTS] = encode_tensors(weight_tensors)
     if config["optimizer_state"] is not None:
@@ -596,6 +597,7 @@ def _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where)
         state_layout = config.get("optimizer_state")
         if state_layout is not None:
             optimizer.set_state(_state_from_layout(state_layout, optimizer_tensors, where))
+            optimizer.bind(model.trainable_weights)
     return model
 
 

@@ -505,7 +505,10 @@ class Sequential(TrainingMixin):
                            "config": {"shape": list(shape), "dtype": self.dtype.name,
                                       "name": f"{self.name}_input"}})
         layers += [serialize(layer) for layer in self._layers]
-        return {"name": self.name, "layers": layers}
+        config = {"name": self.name, "layers": layers}
+        if not self.trainable:  # only then: configs of trainable models stay as they were
+            config["trainable"] = False
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -515,12 +518,16 @@ class Sequential(TrainingMixin):
         layers = config.get("layers")
         if not isinstance(layers, list):
             raise ValueError("Sequential config needs a 'layers' list")
-        unknown = set(config) - {"name", "layers"}
+        unknown = set(config) - {"name", "layers", "trainable"}
         if unknown:
             raise ValueError(f"unexpected keys in Sequential config: {sorted(unknown)}")
+        trainable = config.get("trainable", True)
+        if not isinstance(trainable, bool):
+            raise ValueError(f"Sequential config: trainable must be true or false, got {trainable!r}")
         model = cls(name=config.get("name"))
         for layer_config in layers:
             model.add(deserialize(layer_config, custom_objects=custom_objects))
+        model._trainable = trainable  # the layers' own flags come from their configs
         return model
 
 

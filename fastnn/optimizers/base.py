@@ -243,8 +243,9 @@ class Optimizer:
         if len(owners) == len(params) and all(
                 r is not None and r() is p for r, p in zip(owners, params)):
             return  # the usual case: the same arrays as last time
-        if not any(r is not None for r in owners):
-            # nothing bound yet (a fresh optimizer, or set_state): by position
+        if not any(r is not None and r() is not None for r in owners):
+            # nothing bound yet (a fresh optimizer, set_state, or a copy made without
+            # its model): by position
             self._slot_owners = [weakref.ref(p) for p in params]
             return
         known = {}
@@ -300,18 +301,40 @@ class Optimizer:
         ``{slot name: state array}`` (live arrays)."""
         return self._slots
 
+    def state_for(self, params) -> dict:
+        """:meth:`get_state` lined up with ``params`` (what a saved model's weights are):
+        state made for them (zeros) if they never had any, the state of other
+        parameters (a frozen layer's) kept aside; as is if nothing was updated yet."""
+        if self._slots:
+            self._ensure_slots(list(params))
+        return self.get_state()
+
+    def bind(self, params):
+        """Tie the state's positions to ``params`` now (after :meth:`set_state` from a
+        file saved with :meth:`state_for` of the same parameters), rather than to
+        whatever is passed next: by then a layer may have been frozen or unfrozen."""
+        params = list(params)
+        if len(params) == len(self._slots):
+            self._slot_owners = [weakref.ref(p) for p in params]
+            self._parked = {}
+
     def __getstate__(self):
-        # weak references do not pickle or deepcopy: a copy binds by position again
+        # Weak references do not pickle or deepcopy: the arrays themselves go along, so
+        # a copy of a model (its arrays copied once, in the same pass) keeps each
+        # state with its weight, a frozen layer's too.
         state = self.__dict__.copy()
-        state["_slot_owners"] = [None] * len(self._slots)
-        state["_parked"] = {}
+        state["_slot_owners"] = [r() if r is not None else None for r in self._slot_owners]
+        state["_parked"] = [(ref(), slots) for ref, slots in self._parked.values()
+                            if ref() is not None]
         return state
 
     def __setstate__(self, state):
         if "iterations" in state:  # pickled before iterations became a checked property
             state["_iterations"] = state.pop("iterations")
-        state.setdefault("_slot_owners", [None] * len(state.get("_slots", [])))
-        state.setdefault("_parked", {})
+        owners = state.get("_slot_owners", [None] * len(state.get("_slots", [])))
+        state["_slot_owners"] = [weakref.ref(a) if a is not None else None for a in owners]
+        parked = state.get("_parked", [])
+        state["_parked"] = {id(a): (weakref.ref(a), slots) for a, slots in parked}
         self.__dict__.update(state)
 
     def get_state(self) -> dict:

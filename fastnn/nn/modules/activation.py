@@ -114,6 +114,10 @@ class LeakyReLU(Module):
 class Softplus(Module):
     """``log(1 + e^(beta x)) / beta``; ``x`` where ``beta x > threshold``."""
 
+    # the defaults, also for modules pickled before Softplus took arguments
+    beta = 1.0
+    threshold = 20.0
+
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
         self.beta = check_float(beta, "beta")

@@ -57,11 +57,12 @@ class _Numbered(Module):
         self._renumber(modules)  # as PyTorch: the names stay 0..n-1
 
     def insert(self, index, module):
-        """Insert ``module`` before position ``index``."""
+        """Insert ``module`` before position ``index``; returns self."""
         modules = list(self._modules.values())
         i = _check_index(index, len(modules), type(self).__name__, allow_end=True)
         modules.insert(i, _check_module(module, f"{type(self).__name__}.insert"))
         self._renumber(modules)
+        return self
 
     def append(self, module):
         """Add ``module`` at the end; returns self."""

@@ -130,12 +130,12 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._modules.pop(name, None)
+            self._forget(name, keep="_parameters")
             params[name] = value
         elif isinstance(value, Module):
             if params is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            params.pop(name, None)
+            self._forget(name, keep="_modules")
             self._modules[name] = value
         elif params is not None and name in params:
             if value is not None:
@@ -156,10 +156,16 @@ class Module:
             self._buffers[name] = value
         object.__setattr__(self, name, value)
 
-    def __delattr__(self, name):
+    def _forget(self, name, keep=None):
+        """Unregister ``name`` as a parameter, buffer or module (it is being replaced);
+        in the registry ``keep`` it stays, where it is in the order."""
         for registry in ("_parameters", "_buffers", "_modules"):
-            self.__dict__.get(registry, {}).pop(name, None)
+            if registry != keep:
+                self.__dict__.get(registry, {}).pop(name, None)
         self.__dict__.get("_non_persistent_buffers", set()).discard(name)
+
+    def __delattr__(self, name):
+        self._forget(name)
         object.__delattr__(self, name)
 
     def _check_new_name(self, name, kind, registry):

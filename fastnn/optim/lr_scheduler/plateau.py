@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 from fastnn._validation import check_float, check_int, lookup
 from fastnn.optim.lr_scheduler.base import LRScheduler, _check_optimizer
@@ -69,8 +70,11 @@ class ReduceLROnPlateau(LRScheduler):
             else self.best + self.threshold
         return value > bound
 
-    def step(self, metrics):
-        """Record this epoch's metric and reduce the learning rate if it has plateaued."""
+    def step(self, metrics, epoch=None):
+        """Record this epoch's metric and reduce the learning rate if it has plateaued.
+
+        ``epoch`` (deprecated in PyTorch, and warned about) sets the epoch counter.
+        """
         if isinstance(metrics, bool) or not isinstance(metrics, numbers.Real):
             try:
                 metrics = float(metrics)  # a one-element Tensor or array
@@ -79,7 +83,12 @@ class ReduceLROnPlateau(LRScheduler):
         current = float(metrics)
         if math.isnan(current):
             raise ValueError("metrics is NaN")
-        self.last_epoch += 1
+        if epoch is None:
+            self.last_epoch += 1
+        else:
+            self.last_epoch = check_int(epoch, "epoch", minimum=0)
+            warnings.warn("the epoch parameter of scheduler.step() is deprecated (as in "
+                          "PyTorch)", UserWarning, stacklevel=2)
         if self._is_better(current):
             self.best = current
             self.num_bad_epochs = 0
@@ -91,11 +100,15 @@ class ReduceLROnPlateau(LRScheduler):
         if self.num_bad_epochs > self.patience:
             groups = self.optimizer.param_groups
             if len(groups) != len(self.min_lrs):  # a group added since (e.g. an unfrozen part)
-                if self.default_min_lr is None:
+                default = getattr(self, "default_min_lr", None)  # absent in old pickles
+                if default is None and "default_min_lr" not in self.__dict__ \
+                        and len(set(self.min_lrs)) == 1:
+                    default = self.min_lrs[0]
+                if default is None:
                     raise ValueError(
                         f"the optimizer has {len(groups)} parameter groups but min_lr lists "
                         f"{len(self.min_lrs)}: set scheduler.min_lrs to one value per group")
-                self.min_lrs = [self.default_min_lr] * len(groups)
+                self.min_lrs = [default] * len(groups)
             for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
                 old = float(group["lr"])
                 new = max(old * self.factor, min_lr)

@@ -10,6 +10,7 @@ import numpy as np
 
 from fastnn import utils
 from fastnn._validation import _to_array, check_bool, check_int
+from fastnn.utils.data.dataset import _index_array
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
@@ -79,7 +80,7 @@ class SubsetRandomSampler(Sampler):
     """The given indices, in a random order (a new one per pass)."""
 
     def __init__(self, indices, generator=None):
-        self.indices = np.asarray(_to_array(indices, "indices"), dtype=np.int64).reshape(-1)
+        self.indices = _index_array(indices, "indices")
         self.generator = generator
 
     def __iter__(self):
@@ -151,14 +152,10 @@ class BatchSampler(Sampler):
         self.drop_last = check_bool(drop_last, "drop_last")
 
     def __iter__(self):
-        batch = []
-        for index in self.sampler:
-            batch.append(int(index))
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-        if batch and not self.drop_last:
-            yield batch
+        order = _index_array(list(self.sampler), "the sampler's indices").tolist()
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for start in range(0, stop, self.batch_size):
+            yield order[start:start + self.batch_size]
 
     def __len__(self):
         n = len(self.sampler)
