@@ -1251,3 +1251,39 @@ def test_optimizer_state_follows_the_weights_through_copies_and_files(copy_how, 
         else:
             assert np.any(got[0])
     twin.fit(x, y, epochs=1, batch_size=16, verbose=0)  # and it trains (it raised before)
+
+
+def test_loss_weights_scale_the_loss_and_its_gradient(f64):
+    # compile(optimizer, loss, loss_weights, metrics, ...) in Keras 3's order; one output:
+    # one factor, on the loss reported and trained on (not on the penalties)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 3)), rng.standard_normal((32, 1))
+
+    def model(**compile_args):
+        m = Sequential([Dense(4, activation="relu", input_shape=(3,)), Dense(1)])
+        m.compile(optimizers.SGD(0.1), "mse", **compile_args)
+        m.set_weights([np.full((3, 4), 0.2), np.zeros(4), np.full((4, 1), 0.3), np.zeros(1)])
+        return m
+    weighted, plain, halved = model(loss_weights=[2.0]), model(), model()
+    halved.optimizer.learning_rate = 0.2               # 2 x loss with lr 0.1 = loss with lr 0.2
+    from fastnn.backends import fused
+    assert "loss_weights" in fused.explain(weighted) and fused.explain(plain) is None
+    assert weighted.evaluate(x, y, verbose=0) == pytest.approx(2 * plain.evaluate(x, y, verbose=0))
+    got = weighted.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False).history["loss"]
+    same = halved.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False).history["loss"]
+    for a, b in zip(weighted.get_weights(), halved.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert got == pytest.approx([2 * v for v in same], rel=1e-12)
+    config = weighted.get_compile_config()
+    assert config["loss_weights"] == 2.0 and "loss_weights" not in plain.get_compile_config()
+    with pytest.raises(ValueError, match="metrics is compile's fourth argument"):
+        plain.compile("sgd", "mse", ["mae"])
+    with pytest.raises(ValueError, match="loss_weights must be >= 0"):
+        plain.compile("sgd", "mse", -1.0)
+
+
+def test_loss_weights_survive_save_and_load(tmp_path):
+    model = Sequential([Dense(1, input_shape=(3,))])
+    model.compile("sgd", "mse", loss_weights={"output": 0.5})
+    model.save(tmp_path / "m.fnn")
+    assert fastnn.models.load_model(tmp_path / "m.fnn").loss_weight == 0.5

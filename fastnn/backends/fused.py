@@ -151,6 +151,8 @@ def _loss_spec(model):
             or type(loss).forward_backward is not base.forward_backward
             or loss.op_name not in LOSS_CODES):
         raise _Decline(f"loss {loss!r} is not a built-in loss")
+    if getattr(model, "loss_weight", 1.0) != 1.0:
+        raise _Decline(f"compile(loss_weights={model.loss_weight}) scales the loss")
     if getattr(loss, "label_smoothing", 0):
         # The kernels read the targets as given; the smoothing happens in Python.
         raise _Decline(f"loss {loss!r} smooths the labels")

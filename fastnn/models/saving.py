@@ -341,7 +341,7 @@ def _compile_config(model) -> dict | None:
     if optimizer is None or loss is None:
         return None
     from fastnn import losses, metrics, optimizers
-    return {
+    config = {
         "optimizer": optimizers.serialize(optimizer),
         "loss": losses.serialize(loss),
         # Each metric keeps the name it was compiled under (History keys survive a reload).
@@ -349,6 +349,9 @@ def _compile_config(model) -> dict | None:
         "weighted_metrics": [metrics.serialize(m)
                              for m in getattr(model, "compiled_weighted_metrics", None) or []],
     }
+    if getattr(model, "loss_weight", 1.0) != 1.0:  # only then (older files do not have it)
+        config["loss_weights"] = model.loss_weight
+    return config
 
 
 def _state_layout(state: dict, prefix: str, tensors: dict) -> dict:
@@ -591,6 +594,7 @@ def _rebuild(config, weights, optimizer_tensors, custom_objects, compile, where)
         optimizer = optimizers.deserialize(compile_config["optimizer"], custom_objects)
         loss = losses.deserialize(compile_config["loss"], custom_objects)
         model.compile(optimizer=optimizer, loss=loss,
+                      loss_weights=compile_config.get("loss_weights"),
                       metrics=_metrics_from(compile_config["metrics"], custom_objects),
                       weighted_metrics=_metrics_from(compile_config.get("weighted_metrics", []),
                                                      custom_objects))

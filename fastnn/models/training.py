@@ -116,6 +116,24 @@ def _raise_nonfinite(x, name):
     raise ValueError(f"{name} contains NaN or infinite values")  # pragma: no cover
 
 
+def _loss_weight(loss_weights):
+    """``compile(loss_weights=)`` as one factor (a Sequential has one output)."""
+    if loss_weights is None:
+        return 1.0
+    value = loss_weights
+    if isinstance(loss_weights, dict) or isinstance(loss_weights, (list, tuple)):
+        values = list(loss_weights.values() if isinstance(loss_weights, dict) else loss_weights)
+        if len(values) != 1 or isinstance(values[0], str):
+            hint = ""
+            if all(isinstance(v, str) for v in values):
+                hint = ("; in Keras 3's order metrics is compile's fourth argument: pass "
+                        "metrics=[...] by name")
+            raise ValueError(f"loss_weights must be one number (the model has one output), got "
+                             f"{loss_weights!r}{hint}")
+        value = values[0]
+    return check_float(value, "loss_weights", minimum=0.0)
+
+
 def _not_aliasing(y, x):
     """``y``, or a copy of it if it shares memory with the input ``x`` (a model of only
     Flatten / Dropout layers returns its input, or a view of it, at inference): the
@@ -189,6 +207,7 @@ class TrainingMixin:
     def _init_training_state(self):
         self.optimizer = None
         self.loss = None
+        self.loss_weight = 1.0
         self.compiled_metrics = []
         self.compiled_weighted_metrics = []
         self._weighted_metric_keys = []   # their keys in the logs (see compile)
@@ -212,8 +231,9 @@ class TrainingMixin:
         self._predictor_cache = None
 
     # -- compile ---------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None):
-        """Configure the model for training.
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None):
+        """Configure the model for training (Keras 3's argument order).
 
         Parameters
         ----------
@@ -221,6 +241,10 @@ class TrainingMixin:
             Name (``'adam'``, ``'sgd'``, ...; Keras defaults) or an optimizer object.
         loss : str or fastnn.losses.Loss
             Name (``'sparse_categorical_crossentropy'``, ``'mse'``, ...) or a loss object.
+        loss_weights : float, or a list or dict of one float, optional
+            Factor on the loss (the model has one output): the loss trained on and
+            reported is ``loss_weights * loss``, plus the weight penalties. A
+            factor other than 1 trains on the per-op path.
         metrics : list of str or metric objects, optional
             Reported by fit and evaluate, e.g. ``['accuracy']``. Not weighted by
             ``sample_weight`` or ``class_weight`` (Keras).
@@ -242,6 +266,7 @@ class TrainingMixin:
             metric object passed in both lists (it would count every batch twice).
         """
         from fastnn import losses, metrics as metrics_module, optimizers
+        loss_weight = _loss_weight(loss_weights)
         optimizer = optimizers.get(optimizer)
         loss = None if loss is None else losses.get(loss)
         compiled = self._metric_objects(metrics, "metrics", loss, metrics_module)
@@ -261,6 +286,7 @@ class TrainingMixin:
                              f"give the metrics distinct names")
         self.optimizer = optimizer
         self.loss = loss
+        self.loss_weight = loss_weight
         self.compiled_metrics = compiled
         self.compiled_weighted_metrics = weighted
         self._weighted_metric_keys = keys
@@ -302,12 +328,15 @@ class TrainingMixin:
         if not self._compiled or self.optimizer is None or self.loss is None:
             return None
         from fastnn import losses, metrics, optimizers
-        return {
+        config = {
             "optimizer": optimizers.serialize(self.optimizer),
             "loss": losses.serialize(self.loss),
             "metrics": [metrics.serialize(m) for m in self.compiled_metrics],
             "weighted_metrics": [metrics.serialize(m) for m in self.compiled_weighted_metrics],
         }
+        if self.loss_weight != 1.0:  # only then: the configs of other models stay as they were
+            config["loss_weights"] = self.loss_weight
+        return config
 
     def compile_from_config(self, config, custom_objects=None):
         """:meth:`compile` with the output of :meth:`get_compile_config` (a fresh optimizer
@@ -328,6 +357,7 @@ class TrainingMixin:
 
         self.compile(optimizer=optimizers.deserialize(config["optimizer"], custom_objects),
                      loss=losses.deserialize(config["loss"], custom_objects),
+                     loss_weights=config.get("loss_weights"),
                      metrics=metric_list("metrics"), weighted_metrics=metric_list("weighted_metrics"))
 
     def _warn_double_activation(self):
@@ -502,9 +532,12 @@ class TrainingMixin:
         """
         logits_loss = self._logits_loss()
         last = len(self._layers) - 1
+        scale = getattr(self, "loss_weight", 1.0)
         if logits_loss is None:
             y_pred = self.forward(x, training=True)
             value, grad = self.loss.forward_backward(y, y_pred, weights, validate=False)
+            if scale != 1.0:
+                value, grad = value * scale, grad * grad.dtype.type(scale)
             self._backward_from(last, grad, need_input_grad=False)
             return value, y_pred
         h = x
@@ -512,6 +545,8 @@ class TrainingMixin:
             h = layer.forward(h, training=True)
         z = self._layers[-1].forward_logits(h, training=True)
         value, grad = logits_loss.forward_backward(y, z, weights, validate=False)
+        if scale != 1.0:
+            value, grad = value * scale, grad * grad.dtype.type(scale)
         self._backward_from(last, grad, need_input_grad=False, last_logits=True)
         y_pred = self._layers[-1].activation.forward(z) if need_output else None
         return value, y_pred
@@ -548,7 +583,7 @@ class TrainingMixin:
             z = self._layers[-1].forward_logits(h, training=False)
             value = logits_loss.value(y, z, weights)
             y_pred = self._layers[-1].activation.forward(z)
-        return value, y_pred
+        return value * getattr(self, "loss_weight", 1.0), y_pred
 
     # -- bookkeeping of running means -----------------------------------------------------
     def _has_metrics(self):
