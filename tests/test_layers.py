@@ -532,3 +532,27 @@ def test_dense_applies_to_the_last_axis_of_samples_of_several_dimensions(use_bac
     model.train_on_batch(x, y)  # SGD(0.01): w -= 0.01 * dL/dw
     np.testing.assert_allclose((w - model.layers[0].get_weights()[0]) / 0.01, numeric,
                                rtol=1e-6, atol=1e-8)
+
+
+def test_flatten_channels_first_reads_samples_channels_last(use_backend):
+    # Keras: Flatten(data_format='channels_first') moves the channels last, then flattens
+    config.set_floatx("float64")
+    x = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)   # (batch, C, H, W)
+    layer = layers.Flatten(data_format="channels_first")
+    np.testing.assert_array_equal(layer(x), np.moveaxis(x, 1, -1).reshape(2, -1))
+    model = fastnn.Sequential([layers.Input(shape=(3, 2, 2)), layers.Flatten("channels_first"),
+                               layers.Dense(2)])
+    model.compile("sgd", "mse")
+    from fastnn.backends import fused
+    assert "channels_first" in fused.explain(model)
+    w, b = model.layers[-1].get_weights()
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               np.moveaxis(x, 1, -1).reshape(2, -1) @ w + b, rtol=1e-13)
+    # the gradient goes back to each value's own place
+    out = layer.forward(x, training=True)
+    grad = np.arange(out.size, dtype=np.float64).reshape(out.shape)
+    back = layer.backward(grad)
+    np.testing.assert_array_equal(np.moveaxis(back, 1, -1).reshape(2, -1), grad)
+    assert layers.Flatten.from_config(layer.get_config()).data_format == "channels_first"
+    with pytest.raises(ValueError, match="data_format"):
+        layers.Flatten(data_format="NCHW")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from fastnn import backends, utils
 from fastnn._validation import check_int, check_probability
 from fastnn.layers.base import Layer, normalize_shape, resolve_activation, serialize_activation
@@ -169,7 +171,32 @@ def _check_noise_shape(noise_shape):
 
 
 class Flatten(Layer):
-    """Flattens each sample to one dimension: (batch, d1, d2, ...) -> (batch, d1*d2*...)."""
+    """Flattens each sample to one dimension: (batch, d1, d2, ...) -> (batch, d1*d2*...).
+
+    Parameters
+    ----------
+    data_format : {'channels_last', 'channels_first'}, optional
+        Default ``'channels_last'``. With ``'channels_first'`` a sample
+        (channels, d1, d2, ...) is read as (d1, d2, ..., channels) first, as
+        Keras does, so the flat order is the channels-last one; such a model
+        trains and predicts on the per-op path.
+    **kwargs
+        ``name``, ``trainable``, ``dtype``, ``input_shape`` (see :class:`~fastnn.layers.Layer`).
+    """
+
+    # the default, also for layers pickled before data_format existed
+    data_format = "channels_last"
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format is not None:
+            if data_format not in ("channels_last", "channels_first"):
+                raise ValueError(f"data_format must be 'channels_last' or 'channels_first', "
+                                 f"got {data_format!r}")
+            self.data_format = data_format
+
+    def _moves_channels(self, ndim):
+        return self.data_format == "channels_first" and ndim > 2
 
     def compute_output_shape(self, input_shape):
         return (math.prod(input_shape),)
@@ -177,10 +204,22 @@ class Flatten(Layer):
     def forward(self, x, training=False):
         if training:
             self._input_batch_shape = x.shape
+        if self._moves_channels(x.ndim):
+            x = np.moveaxis(x, 1, -1)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad_y, need_input_grad=True):
-        return grad_y.reshape(self._input_batch_shape)
+        shape = self._input_batch_shape
+        if self._moves_channels(len(shape)):
+            moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+            return np.ascontiguousarray(np.moveaxis(grad_y.reshape(moved), -1, 1))
+        return grad_y.reshape(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.data_format != "channels_last":
+            config["data_format"] = self.data_format
+        return config
 
 
 class InputLayer(Layer):
