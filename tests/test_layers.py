@@ -556,3 +556,37 @@ def test_flatten_channels_first_reads_samples_channels_last(use_backend):
     assert layers.Flatten.from_config(layer.get_config()).data_format == "channels_first"
     with pytest.raises(ValueError, match="data_format"):
         layers.Flatten(data_format="NCHW")
+
+
+def test_dense_activity_regularizer_penalises_the_outputs(use_backend):
+    # Keras 3: the regularizer of each batch's outputs (summed, not averaged) joins the loss
+    from fastnn import regularizers
+    config.set_floatx("float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
+    model = fastnn.Sequential([
+        layers.Input(shape=(3,)),
+        layers.Dense(4, activation="tanh", activity_regularizer=regularizers.L1L2(0.01, 0.02)),
+        layers.Dense(1)])
+    model.compile(fastnn.optimizers.SGD(0.01), "mse")
+    from fastnn.backends import fused
+    assert "activity regularizer" in fused.explain(model)
+    (w, b), (w2, b2) = model.layers[0].get_weights(), model.layers[1].get_weights()
+
+    def loss(kernel):
+        h = np.tanh(x @ kernel + b)
+        return np.mean((h @ w2 + b2 - y) ** 2) + 0.01 * np.abs(h).sum() + 0.02 * (h ** 2).sum()
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(loss(w), rel=1e-12)
+    numeric = np.zeros_like(w)
+    for idx in np.ndindex(w.shape):
+        up, down = w.copy(), w.copy()
+        up[idx] += 1e-6
+        down[idx] -= 1e-6
+        numeric[idx] = (loss(up) - loss(down)) / 2e-6
+    reported = model.train_on_batch(x, y)
+    assert reported == pytest.approx(loss(w), rel=1e-12)
+    np.testing.assert_allclose((w - model.layers[0].get_weights()[0]) / 0.01, numeric,
+                               rtol=1e-6, atol=1e-9)
+    config_ = model.layers[0].get_config()
+    assert layers.Dense.from_config(config_).activity_regularizer.get_config() == \
+        {"l1": 0.01, "l2": 0.02}

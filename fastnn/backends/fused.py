@@ -237,6 +237,8 @@ def _dense_nodes_common(model, where_prefix="layer"):
         if t is Flatten and getattr(layer, "data_format", "channels_last") != "channels_last" \
                 and len(layer._in_shape) > 1:
             raise _Decline(f"{where}: Flatten(data_format='channels_first') reorders the values")
+        if t is Dense and getattr(layer, "activity_regularizer", None) is not None:
+            raise _Decline(f"{where}: an activity regularizer (a penalty on the outputs)")
         if t is Dense and len(layer._in_shape) != 1:
             # the compiled plans see a sample as one flat row; a Dense layer applies
             # to the last axis of samples of several dimensions

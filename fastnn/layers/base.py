@@ -324,6 +324,10 @@ class Layer:
                 total += float(v.regularizer(v.value))
         return total
 
+    def activity_loss(self) -> float:
+        """Penalty on the outputs of the last forward pass (Dense's activity_regularizer)."""
+        return 0.0
+
     def add_regularization_gradients(self):
         """gradients += d(penalty)/d(weight) for every regularized weight."""
         if not self.trainable:

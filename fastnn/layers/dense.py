@@ -35,6 +35,9 @@ class Dense(Layer):
         How the kernel and bias are initialized (see :mod:`fastnn.initializers`).
     kernel_regularizer, bias_regularizer : str or regularizer, optional
         Penalties added to the loss (see :mod:`fastnn.regularizers`).
+    activity_regularizer : str or regularizer, optional
+        A penalty on the layer's output, added to the loss of each batch (summed
+        over the batch, as Keras 3 does); such a model trains on the per-op path.
     kernel_constraint, bias_constraint : str or constraint, optional
         Projections applied after each optimizer update (see :mod:`fastnn.constraints`).
     input_shape : tuple of int, optional
@@ -56,7 +59,8 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, input_shape=None, **kwargs):
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 input_shape=None, **kwargs):
         super().__init__(input_shape=input_shape, **kwargs)
         self.units = check_int(units, "units", minimum=1)
         self.activation = activation
@@ -67,6 +71,8 @@ class Dense(Layer):
         self.bias_initializer = resolve_initializer(bias_initializer, "bias_initializer")
         self.kernel_regularizer = resolve_regularizer(kernel_regularizer, "kernel_regularizer")
         self.bias_regularizer = resolve_regularizer(bias_regularizer, "bias_regularizer")
+        self.activity_regularizer = resolve_regularizer(activity_regularizer, "activity_regularizer")
+        self._activity_penalty = 0.0
         self.kernel_constraint = resolve_constraint(kernel_constraint, "kernel_constraint")
         self.bias_constraint = resolve_constraint(bias_constraint, "bias_constraint")
         self.kernel = None
@@ -117,7 +123,14 @@ class Dense(Layer):
         if x.ndim > 2:  # (batch, ..., inputs): every leading index is a row of the product
             x = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
         y = self._forward_rows(x, training, act)
+        reg = getattr(self, "activity_regularizer", None)  # (absent in old pickles)
+        if reg is not None and act is self.activation:  # on the output, not the logits
+            self._activity_penalty = float(reg(y))
         return y if len(lead) == 1 else y.reshape(lead + (self.units,))
+
+    def activity_loss(self) -> float:
+        """The activity penalty of the last forward pass (0 without a regularizer)."""
+        return self._activity_penalty if getattr(self, "activity_regularizer", None) else 0.0
 
     def _forward_rows(self, x, training, act):
         ops = backends.get()
@@ -156,6 +169,9 @@ class Dense(Layer):
         shape = grad_y.shape
         if grad_y.ndim > 2:  # samples of several dimensions (see _forward)
             grad_y = np.ascontiguousarray(grad_y.reshape(-1, self.units))
+        reg = getattr(self, "activity_regularizer", None)
+        if reg is not None and act is not None:  # d(penalty)/dy joins the loss's gradient
+            grad_y = grad_y + reg.gradient(y).astype(grad_y.dtype, copy=False)
         if act is None:
             name, param = "linear", None
         elif act.fused:
@@ -189,6 +205,7 @@ class Dense(Layer):
             bias_initializer=serialize_object(self.bias_initializer, "initializers"),
             kernel_regularizer=serialize_object(self.kernel_regularizer, "regularizers"),
             bias_regularizer=serialize_object(self.bias_regularizer, "regularizers"),
+            activity_regularizer=serialize_object(self.activity_regularizer, "regularizers"),
             kernel_constraint=serialize_object(self.kernel_constraint, "constraints"),
             bias_constraint=serialize_object(self.bias_constraint, "constraints"),
         )

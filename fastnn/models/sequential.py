@@ -326,6 +326,10 @@ class Sequential(TrainingMixin):
         for layer in self._layers:
             layer.zero_gradients()
 
+    def activity_loss(self) -> float:
+        """Sum of the layers' penalties on their outputs in the last forward pass."""
+        return float(sum(layer.activity_loss() for layer in self._layers))
+
     def regularization_loss(self) -> float:
         """Sum of every layer's weight penalties."""
         return float(sum(layer.regularization_loss() for layer in self._layers))

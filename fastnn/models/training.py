@@ -514,11 +514,13 @@ class TrainingMixin:
         # The loss's settings are part of the key: a callback may set label_smoothing
         # or from_logits on the compiled loss in place, as Keras reads them per step.
         key = (last, act, self.loss, getattr(self.loss, "label_smoothing", None),
-               getattr(self.loss, "from_logits", None))
+               getattr(self.loss, "from_logits", None),
+               getattr(last, "activity_regularizer", None))
         if self._logits_cache is not None and self._logits_cache[0] == key:
             return self._logits_cache[1]
         fused = None
         if (hasattr(last, "forward_logits") and act is not None and getattr(act, "fused", False)
+                and getattr(last, "activity_regularizer", None) is None  # needs the output
                 and getattr(act, "axis", -1) in (-1, len(last._out_shape))
                 and hasattr(self.loss, "logits_variant_for")):
             fused = self.loss.logits_variant_for(act.name)
@@ -558,7 +560,7 @@ class TrainingMixin:
         """
         self.zero_gradients()
         value, y_pred = self._loss_and_gradients(x, y, weights, need_output=need_output)
-        value += self.regularization_loss()
+        value += self.regularization_loss() + self.activity_loss()
         self.add_regularization_gradients()
         return value, y_pred
 
@@ -583,7 +585,7 @@ class TrainingMixin:
             z = self._layers[-1].forward_logits(h, training=False)
             value = logits_loss.value(y, z, weights)
             y_pred = self._layers[-1].activation.forward(z)
-        return value * getattr(self, "loss_weight", 1.0), y_pred
+        return value * getattr(self, "loss_weight", 1.0) + self.activity_loss(), y_pred
 
     # -- bookkeeping of running means -----------------------------------------------------
     def _has_metrics(self):
