@@ -787,7 +787,9 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
             # as _softmax_row: the float exponentials over their double sum
             for j in range(n):
                 probs[j] = <floating>(probs[j] / z_sum)
-        lse = mx + log(z_sum)
+        # lse - x_k as (max - x_k) + log(z_sum): max + log(z_sum) - x_k would cancel two
+        # large numbers when every logit carries a big offset (1e17 gave a loss of 0)
+        lse = log(z_sum)
         if code == LOSS_SPARSE_CCE:
             if g != NULL:
                 # softmax - one_hot(label)
@@ -796,11 +798,11 @@ cdef inline double _loss_row(int code, const floating *p, const floating *t, int
                     if j == label:
                         q = q - 1
                     g[j] = scale * q
-            return lse - p[label]
+            return (<double>mx - p[label]) + lse
         # d/dx_j [sum_k t_k (lse - x_k)] = softmax_j * sum_k t_k - t_j
         tot = 0
         for j in range(n):
-            s += t[j] * (lse - p[j])
+            s += t[j] * ((<double>mx - p[j]) + lse)
             tot += t[j]
         if g != NULL:
             for j in range(n):

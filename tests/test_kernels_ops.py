@@ -745,3 +745,46 @@ def test_all_finite_on_several_threads(dtype):
         y = x.copy()
         y[pos] = np.nan
         assert all_finite(y, 2) is False and all_finite(y, 1) is False
+
+
+@pytest.mark.parametrize("name", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+@pytest.mark.parametrize("offset", [1e8, 1e12, 1e17, -1e30])
+def test_crossentropy_from_logits_ignores_a_common_offset(name, offset, float_dtype):
+    # softmax does not see a constant added to every logit, nor may the loss: the kernel
+    # computed (max + log sum) - x, cancelling two large numbers (1e17 gave a loss of 0)
+    logits = np.array([[0.3, -1.2, 2.0, 0.5]]) + offset
+    if offset == -1e30:
+        logits = np.full((1, 4), -1e30)
+    logits = logits.astype(float_dtype)
+    label = np.array([1]) if name.startswith("sparse") else np.eye(4)[[1]].astype(float_dtype)
+    shifted = logits - logits.max()
+    expected = float(np.log(np.exp(shifted).sum()) - shifted[0, 1])
+    got = FAST.loss_value(name, logits, label.astype(float_dtype) if label.ndim == 2 else label,
+                          from_logits=True)
+    assert got == pytest.approx(expected, rel=1e-6 if float_dtype == np.float32 else 1e-12)
+    assert REF.loss_value(name, logits, label, from_logits=True) == pytest.approx(got, rel=1e-6)
+
+
+def test_dense_forward_into_an_input_it_reads(float_dtype, rng):
+    # out (or preact_out) sharing memory with x: the product overwrote rows of x it had
+    # still to read (max error 67 at 17 x 17)
+    x = rng.standard_normal((17, 17)).astype(float_dtype)
+    w = rng.standard_normal((17, 17)).astype(float_dtype)
+    b = rng.standard_normal(17).astype(float_dtype)
+    want = REF.dense_forward(x.copy(), w, b, "tanh")
+    for target in ("out", "preact_out"):
+        xx = x.copy()
+        y = FAST.dense_forward(xx, w, b, "tanh", **{target: xx})
+        np.testing.assert_allclose(y, want, rtol=1e-5 if float_dtype == np.float32 else 1e-12,
+                                   atol=1e-6)
+
+
+def test_float32_norms_do_not_overflow_on_either_backend():
+    # squares above float32's range: the kernels add in double; the reference did not
+    g = np.full(4, 2e19, np.float32)
+    for ops in (FAST, REF):
+        assert ops.global_norm([g.copy()]) == pytest.approx(4e19, rel=1e-6)
+        assert ops.l1l2_penalty(g, 0.0, 1e-3) == pytest.approx(1.6e36, rel=1e-6)
+        clipped = [g.copy()]
+        ops.clip_by_global_norm(clipped, 1.0)
+        np.testing.assert_allclose(clipped[0], 0.5, rtol=1e-6)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from fastnn import _kernels
 from fastnn import config
 from fastnn._gemm_binding import gemm as _gemm
@@ -99,6 +101,16 @@ class FastOps(ReferenceOps):
         code = ACTIVATION_CODES.get(activation)
         if code is None:
             return super().dense_forward(x, kernel, bias, activation, param, out, preact_out)
+        # The GEMM writes rows of its output while still reading its inputs: an output
+        # that shares memory with an input gets a copy of that input (as the gemm op does).
+        for target in (out, preact_out):
+            if target is not None:
+                if np.may_share_memory(target, x):
+                    x = x.copy()
+                if np.may_share_memory(target, kernel):
+                    kernel = kernel.copy()
+                if bias is not None and np.may_share_memory(target, bias):
+                    bias = bias.copy()
         return _kernels.dense_forward(x, kernel, bias, code, _param(activation, param), out,
                                       preact_out, config.threads_for(x.size * kernel.shape[-1]))
 

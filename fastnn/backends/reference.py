@@ -280,6 +280,12 @@ def _loss(name, y_pred, y_true, from_logits, sample_weight, param, need_grad):
 # The backend object.
 # ----------------------------------------------------------------------------
 
+
+def _sum_of_squares(a):
+    """sum a^2 in float64 (a float32 |a| above 1.8e19 squares to inf in float32; the
+    norm itself is finite, and the compiled kernels add in double too)."""
+    return float(np.sum(np.square(a, dtype=np.float64)))
+
 class ReferenceOps:
     """NumPy implementation of every backend op (see :mod:`fastnn.backends`)."""
 
@@ -434,13 +440,13 @@ class ReferenceOps:
     def clip_by_norm(self, grads, clip_norm):
         """Scale each gradient whose L2 norm exceeds ``clip_norm`` down to that norm."""
         for g in grads:
-            norm = math.sqrt(float(np.sum(g * g)))
+            norm = math.sqrt(_sum_of_squares(g))
             if norm > clip_norm:
                 g *= clip_norm / norm
 
     def global_norm(self, grads):
         """sqrt(sum over all gradients of sum g^2)."""
-        return math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        return math.sqrt(sum(_sum_of_squares(g) for g in grads))
 
     def clip_by_global_norm(self, grads, clip_norm):
         """Scale all gradients by clip_norm / max(global_norm, clip_norm); return the norm."""
@@ -454,9 +460,9 @@ class ReferenceOps:
         """l1 * sum|w| + l2 * sum w^2."""
         penalty = 0.0
         if l1:
-            penalty += l1 * float(np.sum(np.abs(w)))
+            penalty += l1 * float(np.sum(np.abs(w), dtype=np.float64))
         if l2:
-            penalty += l2 * float(np.sum(w * w))
+            penalty += l2 * _sum_of_squares(w)
         return penalty
 
     def l1l2_grad(self, w, l1, l2, grad):
