@@ -516,7 +516,8 @@ def test_dense_applies_to_the_last_axis_of_samples_of_several_dimensions(use_bac
     hidden = np.tanh(x @ w + b).reshape(4, -1)
     np.testing.assert_allclose(model.predict(x, verbose=0), hidden @ w2 + b2, rtol=1e-13)
     from fastnn.backends import fused
-    assert "Dense over the last axis" in fused.explain(model)
+    if config.fast_available():  # (without the compiled modules every model declines)
+        assert "Dense over the last axis" in fused.explain(model)
 
     def loss(kernel):
         model.layers[0].set_weights([kernel, b])
@@ -544,7 +545,8 @@ def test_flatten_channels_first_reads_samples_channels_last(use_backend):
                                layers.Dense(2)])
     model.compile("sgd", "mse")
     from fastnn.backends import fused
-    assert "channels_first" in fused.explain(model)
+    if config.fast_available():
+        assert "channels_first" in fused.explain(model)
     w, b = model.layers[-1].get_weights()
     np.testing.assert_allclose(model.predict(x, verbose=0),
                                np.moveaxis(x, 1, -1).reshape(2, -1) @ w + b, rtol=1e-13)
@@ -570,7 +572,8 @@ def test_dense_activity_regularizer_penalises_the_outputs(use_backend):
         layers.Dense(1)])
     model.compile(fastnn.optimizers.SGD(0.01), "mse")
     from fastnn.backends import fused
-    assert "activity regularizer" in fused.explain(model)
+    if config.fast_available():
+        assert "activity regularizer" in fused.explain(model)
     (w, b), (w2, b2) = model.layers[0].get_weights(), model.layers[1].get_weights()
 
     def loss(kernel):

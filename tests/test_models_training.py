@@ -1267,7 +1267,8 @@ def test_loss_weights_scale_the_loss_and_its_gradient(f64):
     weighted, plain, halved = model(loss_weights=[2.0]), model(), model()
     halved.optimizer.learning_rate = 0.2               # 2 x loss with lr 0.1 = loss with lr 0.2
     from fastnn.backends import fused
-    assert "loss_weights" in fused.explain(weighted) and fused.explain(plain) is None
+    if config.fast_available():  # (without the compiled modules every model declines)
+        assert "loss_weights" in fused.explain(weighted) and fused.explain(plain) is None
     assert weighted.evaluate(x, y, verbose=0) == pytest.approx(2 * plain.evaluate(x, y, verbose=0))
     got = weighted.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False).history["loss"]
     same = halved.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False).history["loss"]
