@@ -1275,8 +1275,8 @@ def test_loss_weights_scale_the_loss_and_its_gradient(f64):
     for a, b in zip(weighted.get_weights(), halved.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     assert got == pytest.approx([2 * v for v in same], rel=1e-12)
-    config = weighted.get_compile_config()
-    assert config["loss_weights"] == 2.0 and "loss_weights" not in plain.get_compile_config()
+    saved = weighted.get_compile_config()
+    assert saved["loss_weights"] == 2.0 and "loss_weights" not in plain.get_compile_config()
     with pytest.raises(ValueError, match="metrics is compile's fourth argument"):
         plain.compile("sgd", "mse", ["mae"])
     with pytest.raises(ValueError, match="loss_weights must be >= 0"):
