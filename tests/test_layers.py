@@ -9,6 +9,7 @@ import pytest
 import fastnn
 from fastnn import activations, config, layers
 from fastnn.layers import Activation, Dense, Dropout, Flatten, Input, InputLayer, Layer
+from gradcheck import numerical_gradient
 
 
 @pytest.fixture
@@ -523,12 +524,7 @@ def test_dense_applies_to_the_last_axis_of_samples_of_several_dimensions(use_bac
         model.layers[0].set_weights([kernel, b])
         model.layers[2].set_weights([w2, b2])
         return float(model.evaluate(x, y, verbose=0))
-    numeric = np.zeros_like(w)
-    for idx in np.ndindex(w.shape):
-        up, down = w.copy(), w.copy()
-        up[idx] += 1e-6
-        down[idx] -= 1e-6
-        numeric[idx] = (loss(up) - loss(down)) / 2e-6
+    numeric = numerical_gradient(loss, w)
     loss(w)
     model.train_on_batch(x, y)  # SGD(0.01): w -= 0.01 * dL/dw
     np.testing.assert_allclose((w - model.layers[0].get_weights()[0]) / 0.01, numeric,
@@ -580,12 +576,7 @@ def test_dense_activity_regularizer_penalises_the_outputs(use_backend):
         h = np.tanh(x @ kernel + b)
         return np.mean((h @ w2 + b2 - y) ** 2) + 0.01 * np.abs(h).sum() + 0.02 * (h ** 2).sum()
     assert model.evaluate(x, y, verbose=0) == pytest.approx(loss(w), rel=1e-12)
-    numeric = np.zeros_like(w)
-    for idx in np.ndindex(w.shape):
-        up, down = w.copy(), w.copy()
-        up[idx] += 1e-6
-        down[idx] -= 1e-6
-        numeric[idx] = (loss(up) - loss(down)) / 2e-6
+    numeric = numerical_gradient(loss, w)
     reported = model.train_on_batch(x, y)
     assert reported == pytest.approx(loss(w), rel=1e-12)
     np.testing.assert_allclose((w - model.layers[0].get_weights()[0]) / 0.01, numeric,
