@@ -254,16 +254,21 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
-    def named_parameters(self, prefix="", recurse=True):
-        """Yield ``(name, parameter)`` with PyTorch's dotted names (``'fc1.weight'``); each once."""
+    def _named_members(self, registry, prefix, recurse):
+        """``(dotted name, tensor)`` of one registry (parameters or buffers) of this module
+        and, with ``recurse``, of every module below it; a tensor held twice, once."""
         seen = set()
         modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for module_prefix, module in modules:
-            for name, param in module._parameters.items():
-                if param is None or id(param) in seen:
+            for name, tensor in module.__dict__[registry].items():
+                if tensor is None or id(tensor) in seen:
                     continue
-                seen.add(id(param))
-                yield (f"{module_prefix}.{name}" if module_prefix else name), param
+                seen.add(id(tensor))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), tensor
+
+    def named_parameters(self, prefix="", recurse=True):
+        """Yield ``(name, parameter)`` with PyTorch's dotted names (``'fc1.weight'``); each once."""
+        return self._named_members("_parameters", prefix, recurse)
 
     def parameters(self, recurse=True):
         """Yield every parameter (what an optimizer needs)."""
@@ -272,14 +277,7 @@ class Module:
 
     def named_buffers(self, prefix="", recurse=True):
         """Yield ``(name, buffer)`` with dotted names, as :meth:`named_parameters`; each once."""
-        seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
-        for module_prefix, module in modules:
-            for name, buffer in module._buffers.items():
-                if buffer is None or id(buffer) in seen:
-                    continue
-                seen.add(id(buffer))
-                yield (f"{module_prefix}.{name}" if module_prefix else name), buffer
+        return self._named_members("_buffers", prefix, recurse)
 
     def buffers(self, recurse=True):
         """Yield every buffer."""
