@@ -97,13 +97,15 @@ class BuildExt(build_ext):
         # setuptools skips a module whose sources are older than its build, and does not
         # know the OpenMP setting changed: a rebuild with the other setting left the
         # modules that were skipped with the old one (fastnn then misreports OpenMP).
-        stamp = Path(self.build_temp, "fastnn-openmp-setting")
+        # One stamp per module: a partial build (FASTNN_BUILD_ONLY) records only its own.
         setting = " ".join(omp[0] + omp[1]) if omp else "none"
-        if not stamp.is_file() or stamp.read_text() != setting:
+        stamps = [Path(self.build_temp, f"openmp-setting-{ext.name}") for ext in self.extensions]
+        if any(not s.is_file() or s.read_text() != setting for s in stamps):
             self.force = True
         super().build_extensions()
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(setting)
+        for stamp in stamps:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(setting)
 
 
 def extensions():

@@ -557,7 +557,8 @@ def test_flatten_channels_first_reads_samples_channels_last(use_backend):
 
 
 def test_dense_activity_regularizer_penalises_the_outputs(use_backend):
-    # Keras 3: the regularizer of each batch's outputs (summed, not averaged) joins the loss
+    # Keras 3 (3.15): the regularizer of each batch's outputs, over the batch size, joins
+    # the loss
     from fastnn import regularizers
     config.set_floatx("float64")
     rng = np.random.default_rng(0)
@@ -574,7 +575,8 @@ def test_dense_activity_regularizer_penalises_the_outputs(use_backend):
 
     def loss(kernel):
         h = np.tanh(x @ kernel + b)
-        return np.mean((h @ w2 + b2 - y) ** 2) + 0.01 * np.abs(h).sum() + 0.02 * (h ** 2).sum()
+        penalty = 0.01 * np.abs(h).sum() + 0.02 * (h ** 2).sum()
+        return np.mean((h @ w2 + b2 - y) ** 2) + penalty / len(x)
     assert model.evaluate(x, y, verbose=0) == pytest.approx(loss(w), rel=1e-12)
     numeric = numerical_gradient(loss, w)
     reported = model.train_on_batch(x, y)

@@ -809,3 +809,18 @@ def test_a_frozen_model_stays_frozen_through_its_config_and_file(tmp_path):
                  fastnn.models.load_model(tmp_path / "frozen.fnn")):
         assert copy.trainable is False and copy.trainable_weights == []
     assert "trainable" not in fastnn.Sequential([fastnn.layers.Dense(2)]).get_config()
+
+
+def test_models_pickled_before_activity_regularizers_and_loss_weights_still_save(tmp_path):
+    import pickle
+    model = fastnn.Sequential([fastnn.layers.Input(shape=(3,)), fastnn.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    dense = model.layers[0]
+    for name in ("activity_regularizer", "_activity_penalty"):   # as objects of the old classes
+        dense.__dict__.pop(name, None)
+    model.__dict__.pop("loss_weight", None)
+    old = pickle.loads(pickle.dumps(model))
+    assert old.get_compile_config()["loss"] is not None
+    assert old.layers[0].get_config()["activity_regularizer"] is None
+    old.save(tmp_path / "old.fnn")
+    fastnn.models.load_model(tmp_path / "old.fnn")

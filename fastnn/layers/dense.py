@@ -36,8 +36,8 @@ class Dense(Layer):
     kernel_regularizer, bias_regularizer : str or regularizer, optional
         Penalties added to the loss (see :mod:`fastnn.regularizers`).
     activity_regularizer : str or regularizer, optional
-        A penalty on the layer's output, added to the loss of each batch (summed
-        over the batch, as Keras 3 does); such a model trains on the per-op path.
+        A penalty on the layer's output, added to the loss of each batch and divided
+        by the batch size (as Keras 3.15 does); such a model trains on the per-op path.
     kernel_constraint, bias_constraint : str or constraint, optional
         Projections applied after each optimizer update (see :mod:`fastnn.constraints`).
     input_shape : tuple of int, optional
@@ -56,6 +56,10 @@ class Dense(Layer):
     to the last axis (as Keras's): the output has shape (steps, units). Such a
     model trains on the per-op path.
     """
+
+    # defaults, also for layers pickled before these attributes existed
+    activity_regularizer = None
+    _activity_penalty = 0.0
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -123,14 +127,15 @@ class Dense(Layer):
         if x.ndim > 2:  # (batch, ..., inputs): every leading index is a row of the product
             x = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
         y = self._forward_rows(x, training, act)
-        reg = getattr(self, "activity_regularizer", None)  # (absent in old pickles)
+        reg = self.activity_regularizer
         if reg is not None and act is self.activation:  # on the output, not the logits
-            self._activity_penalty = float(reg(y))
+            # per sample of the batch, as Keras: the penalty of the outputs / batch size
+            self._activity_penalty = float(reg(y)) / lead[0] if lead[0] else 0.0
         return y if len(lead) == 1 else y.reshape(lead + (self.units,))
 
     def activity_loss(self) -> float:
         """The activity penalty of the last forward pass (0 without a regularizer)."""
-        return self._activity_penalty if getattr(self, "activity_regularizer", None) else 0.0
+        return self._activity_penalty if self.activity_regularizer is not None else 0.0
 
     def _forward_rows(self, x, training, act):
         ops = backends.get()
@@ -169,9 +174,10 @@ class Dense(Layer):
         shape = grad_y.shape
         if grad_y.ndim > 2:  # samples of several dimensions (see _forward)
             grad_y = np.ascontiguousarray(grad_y.reshape(-1, self.units))
-        reg = getattr(self, "activity_regularizer", None)
-        if reg is not None and act is not None:  # d(penalty)/dy joins the loss's gradient
-            grad_y = grad_y + reg.gradient(y).astype(grad_y.dtype, copy=False)
+        reg = self.activity_regularizer
+        if reg is not None and act is not None:  # d(penalty / batch)/dy joins the loss's
+            batch = shape[0]
+            grad_y = grad_y + (reg.gradient(y) / batch).astype(grad_y.dtype, copy=False)
         if act is None:
             name, param = "linear", None
         elif act.fused:

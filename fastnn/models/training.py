@@ -203,6 +203,8 @@ class _Passes:
 class TrainingMixin:
     """compile / fit / evaluate / predict for a model with a layer stack."""
 
+    loss_weight = 1.0  # the default, also for models pickled before compile took loss_weights
+
     # -- state ---------------------------------------------------------------------------
     def _init_training_state(self):
         self.optimizer = None
