@@ -234,10 +234,9 @@ def _dense_nodes_common(model, where_prefix="layer"):
         t = type(layer)
         if t not in (Dense, Activation, Dropout, Flatten, InputLayer):
             raise _Decline(f"{where}: {t.__name__} layers run on the per-op path")
-        if t is Flatten and getattr(layer, "data_format", "channels_last") != "channels_last" \
-                and len(layer._in_shape) > 1:
+        if t is Flatten and layer.data_format != "channels_last" and len(layer._in_shape) > 1:
             raise _Decline(f"{where}: Flatten(data_format='channels_first') reorders the values")
-        if t is Dense and getattr(layer, "activity_regularizer", None) is not None:
+        if t is Dense and layer.activity_regularizer is not None:
             raise _Decline(f"{where}: an activity regularizer (a penalty on the outputs)")
         if t is Dense and len(layer._in_shape) != 1:
             # the compiled plans see a sample as one flat row; a Dense layer applies

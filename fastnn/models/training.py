@@ -536,7 +536,7 @@ class TrainingMixin:
         """
         logits_loss = self._logits_loss()
         last = len(self._layers) - 1
-        scale = getattr(self, "loss_weight", 1.0)
+        scale = self.loss_weight
         if logits_loss is None:
             y_pred = self.forward(x, training=True)
             value, grad = self.loss.forward_backward(y, y_pred, weights, validate=False)
@@ -587,7 +587,7 @@ class TrainingMixin:
             z = self._layers[-1].forward_logits(h, training=False)
             value = logits_loss.value(y, z, weights)
             y_pred = self._layers[-1].activation.forward(z)
-        return value * getattr(self, "loss_weight", 1.0) + self.activity_loss(), y_pred
+        return value * self.loss_weight + self.activity_loss(), y_pred
 
     # -- bookkeeping of running means -----------------------------------------------------
     def _has_metrics(self):
